@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drover-dev/drover/internal/agent"
+	"github.com/drover-dev/drover/internal/client"
+	"github.com/drover-dev/drover/internal/jobspec"
+)
+
+func newAgentCmd() *cobra.Command {
+	var (
+		serverURL, data, name, logLevel, memory string
+		caps                                    []string
+		cpu                                     int64
+		parentPID                               int
+	)
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run a drover agent: the process on a node that runs tasks",
+		Long: `Run a drover agent. It registers its node with the server at --server, runs
+the tasks it is assigned in sandboxes under --data, and ships their output
+to the server. --capability k=v adds node attributes that job constraints
+can ask for. On SIGTERM it kills its tasks and reports them before exiting.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := client.New(serverURL, nil)
+			if err != nil {
+				return err
+			}
+			capabilities := map[string]string{}
+			for _, kv := range caps {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--capability %q: must be KEY=VALUE", kv)
+				}
+				capabilities[k] = v
+			}
+			var mem int64
+			if memory != "" {
+				if mem, err = jobspec.ParseSize(memory); err != nil {
+					return fmt.Errorf("--memory: %w", err)
+				}
+			}
+			a, err := agent.New(agent.Config{
+				Client: c, DataDir: data, Name: name, Capabilities: capabilities,
+				CPU: cpu, Memory: mem, Logger: newLogger(logLevel), Version: version,
+			})
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if parentPID > 0 {
+				ctx = stopWhenOrphaned(ctx, parentPID)
+			}
+			return a.Run(ctx)
+		},
+	}
+	cmd.Flags().StringVar(&serverURL, "server", "http://"+defaultListen, "URL of the drover server")
+	cmd.Flags().StringVar(&data, "data", defaultDataDir("agent"), "directory for task sandboxes")
+	cmd.Flags().StringVar(&name, "name", "", "node name (default: the host name)")
+	cmd.Flags().StringArrayVar(&caps, "capability", nil, "node attribute KEY=VALUE (repeatable)")
+	cmd.Flags().Int64Var(&cpu, "cpu", 0, "millicores offered to tasks (default: all cores)")
+	cmd.Flags().StringVar(&memory, "memory", "", "memory offered to tasks, e.g. 4GiB (default: all)")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().IntVar(&parentPID, "parent-pid", 0, "stop when this process is no longer the parent (set by 'drover dev')")
+	_ = cmd.Flags().MarkHidden("parent-pid")
+	return cmd
+}
+
+// stopWhenOrphaned ends ctx when the process's parent is no longer ppid:
+// an agent started by 'drover dev' must not outlive it, even if the parent
+// was killed with SIGKILL.
+func stopWhenOrphaned(ctx context.Context, ppid int) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if os.Getppid() != ppid {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx
+}

@@ -1,0 +1,88 @@
+// Command drover is the one binary of drover: the server, the agent, the
+// development cluster and the command-line client. This package only wires
+// flags to the internal packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries a specific exit code.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.msg != "" {
+				fmt.Fprintln(os.Stderr, "drover: "+ee.msg)
+			}
+			os.Exit(ee.code)
+		}
+		fmt.Fprintln(os.Stderr, "drover: "+err.Error())
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "drover",
+		Short: "drover runs jobs on an elastic fleet of machines",
+		Long: `drover runs jobs on an elastic fleet of machines. One binary holds the server,
+the agent that runs tasks on each node, and this command-line client.
+
+Start a local cluster with 'drover dev', then run a job with
+'drover job run examples/hello.yaml --wait'.
+
+Client commands find the server from --addr or DROVER_ADDR. Every flag can
+also be set by an environment variable: DROVER_ plus the flag name in upper
+case with '-' as '_' (DROVER_DATA, DROVER_LISTEN, ...).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return flagsFromEnv(cmd)
+		},
+	}
+	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd(), newJobCmd(), newTaskCmd(), newNodeCmd(), newBenchCmd())
+	return root
+}
+
+// flagsFromEnv fills every flag the user did not set from DROVER_<NAME>.
+func flagsFromEnv(cmd *cobra.Command) error {
+	var errs []error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed || f.Name == "help" {
+			return
+		}
+		env := "DROVER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return
+		}
+		if err := cmd.Flags().Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+		}
+	})
+	return errors.Join(errs...)
+}

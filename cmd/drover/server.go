@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/drover-dev/drover/internal/scheduler"
+	"github.com/drover-dev/drover/internal/server"
+	"github.com/drover-dev/drover/internal/store/sqlite"
+)
+
+const defaultListen = "127.0.0.1:7070"
+
+func defaultDataDir(sub string) string {
+	base := os.Getenv("XDG_DATA_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return filepath.Join(os.TempDir(), "drover", sub)
+		}
+		base = filepath.Join(home, ".local", "share")
+	}
+	return filepath.Join(base, "drover", sub)
+}
+
+func newServerCmd() *cobra.Command {
+	var opts serverOpts
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the drover server: store, scheduler, HTTP API and web page",
+		Long: `Run the drover server. It keeps its SQLite store and the task logs agents
+upload under --data, and answers the HTTP API, the web page and /health on
+--listen. Agents connect to it with 'drover agent --server URL'.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			logger := newLogger(opts.logLevel)
+			rs, err := startServer(cmd.Context(), opts, logger)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "drover server listening on %s (data in %s)\n", rs.url, opts.data)
+			return rs.wait()
+		},
+	}
+	cmd.Flags().StringVar(&opts.data, "data", defaultDataDir("server"), "directory for the store and task logs")
+	cmd.Flags().StringVar(&opts.listen, "listen", defaultListen, "HOST:PORT to serve HTTP on")
+	cmd.Flags().StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+type serverOpts struct {
+	data, listen, logLevel string
+}
+
+// runningServer is a started server; wait blocks until it has stopped.
+type runningServer struct {
+	url  string
+	done chan error
+}
+
+func (r *runningServer) wait() error { return <-r.done }
+
+// startServer opens the store, starts the scheduler and serves HTTP until
+// ctx ends; then it shuts down in order: stop taking requests (in-flight
+// ones finish), stop the scheduler, close the store.
+func startServer(ctx context.Context, opts serverOpts, logger *slog.Logger) (*runningServer, error) {
+	if err := os.MkdirAll(opts.data, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	db, err := sqlite.Open(ctx, filepath.Join(opts.data, "drover.db"))
+	if err != nil {
+		return nil, err
+	}
+	sched, err := scheduler.New(scheduler.Config{Store: db, Logger: logger})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	srv, err := server.New(server.Config{Store: db, Scheduler: sched, DataDir: opts.data, Logger: logger, Version: version})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.listen)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("listen on %s: %w", opts.listen, err)
+	}
+	sched.Start(context.WithoutCancel(ctx))
+	rs := &runningServer{url: "http://" + ln.Addr().String(), done: make(chan error, 1)}
+	go func() {
+		err := srv.Serve(ctx, ln, 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if serr := sched.Stop(sctx); err == nil {
+			err = serr
+		}
+		if cerr := srv.Close(); err == nil {
+			err = cerr
+		}
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+		logger.Info("server stopped")
+		rs.done <- err
+	}()
+	logger.Info("server started", "url", rs.url, "data", opts.data)
+	return rs, nil
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+func newTaskCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "task", Short: "Inspect tasks"}
+	cmd.AddCommand(newTaskLogsCmd())
+	return cmd
+}
+
+func newTaskLogsCmd() *cobra.Command {
+	var f clientFlags
+	var stderr, follow bool
+	var tail int64
+	cmd := &cobra.Command{
+		Use:   "logs TASK_ID",
+		Short: "Print a task's output (stdout, or stderr with --stderr)",
+		Long: `Print a task's output as the server keeps it. --follow keeps printing while the
+task runs and returns when it has ended and all its output was printed.
+The output is printed as the task wrote it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			stream := "stdout"
+			if stderr {
+				stream = "stderr"
+			}
+			rc, err := c.TaskLogs(cmd.Context(), args[0], stream, -tail, follow)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(cmd.OutOrStdout(), rc)
+			return err
+		},
+	}
+	f.register(cmd, false)
+	cmd.Flags().BoolVar(&stderr, "stderr", false, "print standard error instead of standard output")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the task has ended")
+	cmd.Flags().Int64Var(&tail, "tail", 0, "start this many bytes before the end (0: from the start)")
+	return cmd
+}

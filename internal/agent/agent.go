@@ -1,0 +1,371 @@
+// Package agent is the node side of drover: it syncs with the server (one
+// long-poll call that is heartbeat, status report and order pickup at once),
+// runs the tasks it is assigned through the exec driver, ships their output
+// to the server, and kills what it is told to kill.
+//
+// The agent reports every task it holds in every sync until the server acks
+// the task's end state, so a lost answer or a restarted server loses
+// nothing: the next sync says it all again.
+//
+// When the agent stops (SIGTERM, or its parent is gone), it kills its
+// tasks, waits for them to end, and reports them KILLED if the server is
+// there to hear it.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/drover-dev/drover/internal/agent/execdriver"
+	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/client"
+	"github.com/drover-dev/drover/internal/event"
+	"github.com/drover-dev/drover/internal/task"
+	"github.com/drover-dev/drover/internal/tasklog"
+)
+
+// Defaults.
+const (
+	// DefaultSyncWait is how long the server may hold an idle sync, and so
+	// the heartbeat interval of an idle agent.
+	DefaultSyncWait = 5 * time.Second
+	// recentFor is how long the agent remembers a finished task's ID, so a
+	// late copy of its assignment never runs it twice.
+	recentFor = 10 * time.Minute
+)
+
+// Config configures an [Agent]. Zero values mean defaults.
+type Config struct {
+	Client  *client.Client
+	DataDir string
+	Name    string // default: the host name
+	// Capabilities are extra node attributes ("gpu=true") that job
+	// constraints can ask for.
+	Capabilities map[string]string
+	// CPU (millicores) and Memory (bytes) offered to tasks; default: the
+	// machine's.
+	CPU, Memory int64
+	SyncWait    time.Duration
+	Log         tasklog.Config
+	Logger      *slog.Logger
+	Version     string
+}
+
+// Agent runs tasks on one node.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	info  api.NodeInfo
+	seq   uint64
+	tasks map[string]*runTask // guarded by mu
+	// recent maps finished task IDs to when they were acked.
+	recent map[string]time.Time // guarded by mu
+	mu     sync.Mutex
+	dirty  bool               // a status changed since the last report; guarded by mu
+	cancel context.CancelFunc // cancels a held poll; guarded by mu
+	wg     sync.WaitGroup
+	// starting bounds the processes being started at once.
+	starting chan struct{}
+}
+
+// New returns an agent.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("agent config: Client is required")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("agent config: DataDir is required")
+	}
+	if cfg.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("agent config: no Name and no host name: %w", err)
+		}
+		cfg.Name = h
+	}
+	if cfg.SyncWait == 0 {
+		cfg.SyncWait = DefaultSyncWait
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CPU == 0 {
+		cfg.CPU = int64(runtime.NumCPU()) * 1000
+	}
+	if cfg.Memory == 0 {
+		var si syscall.Sysinfo_t
+		if err := syscall.Sysinfo(&si); err == nil {
+			cfg.Memory = int64(si.Totalram) * int64(si.Unit)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tasks"), 0o700); err != nil {
+		return nil, fmt.Errorf("agent data dir: %w", err)
+	}
+	attrs := map[string]string{"os": runtime.GOOS, "arch": runtime.GOARCH}
+	if h, err := os.Hostname(); err == nil {
+		attrs["hostname"] = h
+	}
+	maps.Copy(attrs, cfg.Capabilities)
+	return &Agent{
+		cfg: cfg,
+		log: cfg.Logger.With("component", "agent", "node", cfg.Name),
+		info: api.NodeInfo{Name: cfg.Name, Attributes: attrs, Version: cfg.Version,
+			Capacity: api.Resources{CPU: cfg.CPU, Memory: cfg.Memory}},
+		seq:      uint64(time.Now().UnixNano()),
+		tasks:    map[string]*runTask{},
+		recent:   map[string]time.Time{},
+		starting: make(chan struct{}, 2*runtime.NumCPU()),
+	}, nil
+}
+
+// Run syncs and runs tasks until ctx ends, then stops every task and
+// reports them before returning.
+func (a *Agent) Run(ctx context.Context) error {
+	a.log.InfoContext(ctx, "agent started", "server", a.cfg.Client.Addr(), "cpu", a.cfg.CPU, "memory", a.cfg.Memory)
+	backoff := 100 * time.Millisecond
+	failing := false
+	for ctx.Err() == nil {
+		resp, err := a.syncOnce(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if errors.Is(err, context.Canceled) {
+				continue // a held poll cut short to report a change
+			}
+			if !failing {
+				a.log.WarnContext(ctx, "sync failed; retrying", "err", err)
+				failing = true
+			}
+			// Jittered backoff, so a fleet does not hammer a server
+			// that is coming back.
+			d := backoff/2 + rand.N(backoff/2+1)
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		if failing {
+			a.log.InfoContext(ctx, "sync works again")
+			failing = false
+		}
+		backoff = 100 * time.Millisecond
+		a.apply(ctx, resp)
+	}
+	return a.shutdown()
+}
+
+// syncOnce sends one sync. With unreported changes it asks for an answer at
+// once; otherwise it lets the server hold the call, and a change cancels
+// the held call so the next loop reports it.
+func (a *Agent) syncOnce(ctx context.Context) (api.SyncResponse, error) {
+	a.mu.Lock()
+	wait := a.cfg.SyncWait
+	if a.dirty {
+		wait = 0
+	}
+	a.dirty = false
+	req := a.reportLocked()
+	req.Wait = api.Duration(wait)
+	sctx, cancel := context.WithCancel(ctx)
+	if wait > 0 {
+		a.cancel = cancel
+	}
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.cancel = nil
+		a.mu.Unlock()
+		cancel()
+	}()
+	resp, err := a.cfg.Client.Sync(sctx, req)
+	if err != nil && sctx.Err() != nil && ctx.Err() == nil {
+		return resp, context.Canceled
+	}
+	return resp, err
+}
+
+// reportLocked builds a sync request with every held task.
+func (a *Agent) reportLocked() api.SyncRequest {
+	a.seq++
+	req := api.SyncRequest{Node: a.info, Seq: a.seq, Tasks: make([]api.TaskStatus, 0, len(a.tasks))}
+	for _, t := range a.tasks {
+		req.Tasks = append(req.Tasks, t.status)
+	}
+	return req
+}
+
+// changed marks that a task's status changed and cuts a held poll short.
+func (a *Agent) changed() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.dirty = true
+	if a.cancel != nil {
+		a.cancel()
+		a.cancel = nil
+	}
+}
+
+func (a *Agent) apply(ctx context.Context, resp api.SyncResponse) {
+	now := time.Now()
+	a.mu.Lock()
+	for _, id := range resp.Ack {
+		if t, ok := a.tasks[id]; ok && task.State(t.status.State).IsTerminal() {
+			delete(a.tasks, id)
+			a.recent[id] = now
+		}
+	}
+	for id, at := range a.recent {
+		if now.Sub(at) > recentFor {
+			delete(a.recent, id)
+		}
+	}
+	var kills []*runTask
+	for _, k := range resp.Kill {
+		if t, ok := a.tasks[k.TaskID]; ok {
+			kills = append(kills, t)
+		}
+	}
+	var starts []api.Assignment
+	for _, as := range resp.Assign {
+		if _, ok := a.tasks[as.TaskID]; ok {
+			continue
+		}
+		if _, ok := a.recent[as.TaskID]; ok {
+			continue
+		}
+		starts = append(starts, as)
+	}
+	a.mu.Unlock()
+	for _, t := range kills {
+		t.kill()
+	}
+	// Register every new task as STARTING now, so the next report holds
+	// it, then start the processes in parallel (bounded): a fork and exec
+	// each, but many at once on a busy node.
+	a.mu.Lock()
+	ts := make([]*runTask, len(starts))
+	for i, as := range starts {
+		ts[i] = &runTask{agent: a, as: as, status: api.TaskStatus{TaskID: as.TaskID, State: string(task.Starting)}}
+		a.tasks[as.TaskID] = ts[i]
+	}
+	a.mu.Unlock()
+	for _, t := range ts {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			select {
+			case a.starting <- struct{}{}:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				now := time.Now().UTC()
+				t.setStatus(func(st *api.TaskStatus) {
+					st.State, st.Reason = string(task.Killed), string(event.Killed)
+					st.Message, st.FinishedAt = "the agent stopped before the task started", &now
+				})
+				return
+			}
+			a.start(ctx, t)
+			<-a.starting
+		}()
+	}
+}
+
+// start runs an assignment. Starting is quick (a fork and exec); the wait
+// for the end happens in the task's own goroutine.
+func (a *Agent) start(ctx context.Context, t *runTask) {
+	as := t.as
+	env := maps.Clone(as.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["DROVER_JOB"] = as.Job
+	env["DROVER_JOB_VERSION"] = strconv.Itoa(as.JobVersion)
+	env["DROVER_INSTANCE"] = strconv.Itoa(as.Instance)
+	env["DROVER_TASK_ID"] = as.TaskID
+	env["DROVER_ATTEMPT"] = strconv.Itoa(as.Attempt)
+	env["DROVER_NODE"] = a.cfg.Name
+	h, err := execdriver.Start(execdriver.Config{
+		Dir:       filepath.Join(a.cfg.DataDir, "tasks", as.TaskID),
+		Command:   as.Command,
+		Env:       env,
+		Timeout:   time.Duration(as.Timeout),
+		KillGrace: time.Duration(as.KillGrace),
+		Log:       a.cfg.Log,
+	})
+	now := time.Now().UTC()
+	if err != nil {
+		a.log.InfoContext(ctx, "task could not start", "task", as.TaskID, "err", err)
+		// A command that cannot run is the job's fault (FAILED, counts
+		// against retry); a sandbox this node cannot make is the node's
+		// (LOST, so the task can run elsewhere).
+		state, reason := task.Failed, event.StartFailed
+		var se *execdriver.StartError
+		if !errors.As(err, &se) {
+			state, reason = task.Lost, event.SandboxFailed
+		}
+		t.setStatus(func(st *api.TaskStatus) {
+			st.State = string(state)
+			st.Reason = string(reason)
+			st.Message = err.Error()
+			st.FinishedAt = &now
+		})
+		return
+	}
+	a.mu.Lock()
+	t.handle = h
+	killed := t.killed
+	a.mu.Unlock()
+	if killed {
+		h.Kill()
+	}
+	t.setStatus(func(st *api.TaskStatus) {
+		st.State = string(task.Running)
+		st.StartedAt = &now
+	})
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		t.watch(ctx)
+	}()
+}
+
+// shutdown kills every task, waits for them, and reports their end.
+func (a *Agent) shutdown() error {
+	a.mu.Lock()
+	ts := make([]*runTask, 0, len(a.tasks))
+	for _, t := range a.tasks {
+		ts = append(ts, t)
+	}
+	a.mu.Unlock()
+	for _, t := range ts {
+		t.kill()
+	}
+	a.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.mu.Lock()
+	req := a.reportLocked()
+	a.mu.Unlock()
+	if len(req.Tasks) > 0 {
+		if _, err := a.cfg.Client.Sync(ctx, req); err != nil {
+			a.log.Warn("could not report the tasks stopped at shutdown", "err", err)
+		}
+	}
+	a.log.Info("agent stopped", "tasks_stopped", len(ts))
+	return nil
+}

@@ -1,0 +1,42 @@
+package api
+
+// JobSpec is a job document: the YAML job file and the JSON body of
+// POST /v1/jobs have the same fields. Durations are strings ("30s"),
+// memory is a size string ("64MiB") or a number of bytes.
+type JobSpec struct {
+	Job         string           `yaml:"job" json:"job"`
+	Type        string           `yaml:"type,omitempty" json:"type,omitempty"`
+	Instances   *int             `yaml:"instances,omitempty" json:"instances,omitempty"`
+	Priority    int              `yaml:"priority,omitempty" json:"priority,omitempty"`
+	Task        TaskSpec         `yaml:"task" json:"task"`
+	Constraints []ConstraintSpec `yaml:"constraints,omitempty" json:"constraints,omitempty"`
+	Retry       *RetrySpec       `yaml:"retry,omitempty" json:"retry,omitempty"`
+}
+
+// TaskSpec is the task part of a job document.
+type TaskSpec struct {
+	Command   []string          `yaml:"command" json:"command"`
+	Env       map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Timeout   string            `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	KillGrace string            `yaml:"kill_grace,omitempty" json:"kill_grace,omitempty"`
+	Resources *ResourcesSpec    `yaml:"resources,omitempty" json:"resources,omitempty"`
+}
+
+// ResourcesSpec is cpu in millicores and memory as a size ("64MiB", "1G") or bytes.
+type ResourcesSpec struct {
+	CPU    *int64 `yaml:"cpu,omitempty" json:"cpu,omitempty"`
+	Memory string `yaml:"memory,omitempty" json:"memory,omitempty"`
+}
+
+// ConstraintSpec limits the nodes a job runs on. Operator is "=" (default) or "!=".
+type ConstraintSpec struct {
+	Attribute string `yaml:"attribute" json:"attribute"`
+	Operator  string `yaml:"operator,omitempty" json:"operator,omitempty"`
+	Value     string `yaml:"value" json:"value"`
+}
+
+// RetrySpec is the budget for the job's own failures.
+type RetrySpec struct {
+	Attempts *int   `yaml:"attempts,omitempty" json:"attempts,omitempty"`
+	Backoff  string `yaml:"backoff,omitempty" json:"backoff,omitempty"`
+}

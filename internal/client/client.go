@@ -1,0 +1,264 @@
+// Package client is the Go client of drover's /v1 HTTP API, used by the CLI
+// and the agent, and usable by programs. Each call takes a context; errors
+// from the server are *[Error] values carrying the status and the field at
+// fault.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drover-dev/drover/internal/api"
+)
+
+// Client talks to one drover server.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a client of the server at addr ("http://127.0.0.1:7070").
+// A nil httpClient means a default one without a total timeout, since some
+// calls are held open by the server on purpose.
+func New(addr string, httpClient *http.Client) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(addr, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server address %q: must be a URL such as http://127.0.0.1:7070", addr)
+	}
+	if httpClient == nil {
+		httpClient = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
+		}}
+	}
+	return &Client{base: u.String(), http: httpClient}, nil
+}
+
+// Addr returns the server's address.
+func (c *Client) Addr() string { return c.base }
+
+// Error is a non-2xx answer.
+type Error struct {
+	Status int
+	Body   api.Error
+}
+
+func (e *Error) Error() string {
+	if len(e.Body.Errors) > 1 {
+		var b strings.Builder
+		b.WriteString(strconv.Itoa(len(e.Body.Errors)) + " problems:")
+		for _, fe := range e.Body.Errors {
+			b.WriteString("\n  " + fe.Field + ": " + fe.Message)
+		}
+		return b.String()
+	}
+	return e.Body.Error
+}
+
+// IsNotFound reports whether err is a 404 from the server.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+func (c *Client) do(ctx context.Context, method, path string, header http.Header, body io.Reader, out any) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if body != nil && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		e := &Error{Status: resp.StatusCode}
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(raw, &e.Body) != nil || e.Body.Error == "" {
+			e.Body.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(raw)))
+		}
+		return nil, e
+	}
+	if out == nil {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return nil, fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+	}
+	return resp, nil
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, out any) error {
+	_, err := c.do(ctx, http.MethodGet, path, nil, nil, out)
+	return err
+}
+
+func (c *Client) postJSON(ctx context.Context, path string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, http.MethodPost, path, nil, bytes.NewReader(b), out)
+	if err == nil && out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	return err
+}
+
+// SubmitJob submits one job document (JSON or YAML). The idempotency key, if
+// not empty, makes a retry of the same submission return the first result.
+func (c *Client) SubmitJob(ctx context.Context, doc []byte, idempotencyKey string) (api.SubmitResponse, error) {
+	h := http.Header{}
+	if idempotencyKey != "" {
+		h.Set("Idempotency-Key", idempotencyKey)
+	}
+	var out api.SubmitResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/jobs", h, bytes.NewReader(doc), &out)
+	return out, err
+}
+
+// SubmitJobWithRetry submits like [Client.SubmitJob] and retries network
+// errors and 5xx answers with backoff until ctx ends; 4xx answers are final.
+// The idempotency key makes the retries safe.
+func (c *Client) SubmitJobWithRetry(ctx context.Context, doc []byte, idempotencyKey string) (api.SubmitResponse, error) {
+	delay := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		out, err := c.SubmitJob(ctx, doc, idempotencyKey)
+		var e *Error
+		if err == nil || (errors.As(err, &e) && e.Status < 500) || attempt == 6 {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
+}
+
+func jobPath(key string) (string, error) {
+	parts := strings.Split(key, "/")
+	if len(parts) != 3 {
+		return "", fmt.Errorf("job key %q: must be ROLE/ENV/NAME", key)
+	}
+	for i := range parts {
+		parts[i] = url.PathEscape(parts[i])
+	}
+	return "/v1/jobs/" + strings.Join(parts, "/"), nil
+}
+
+// ListJobs lists every job.
+func (c *Client) ListJobs(ctx context.Context) ([]api.Job, error) {
+	var out []api.Job
+	return out, c.getJSON(ctx, "/v1/jobs", &out)
+}
+
+// GetJob returns a job with its current version's tasks.
+func (c *Client) GetJob(ctx context.Context, key string) (api.Job, error) {
+	return c.WaitJob(ctx, key, 0, 0)
+}
+
+// WaitJob returns a job once it has an event newer than index, or after
+// wait passes, whichever is first.
+func (c *Client) WaitJob(ctx context.Context, key string, index int64, wait time.Duration) (api.Job, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return api.Job{}, err
+	}
+	if wait > 0 {
+		p += fmt.Sprintf("?index=%d&wait=%s", index, wait)
+	}
+	var out api.Job
+	return out, c.getJSON(ctx, p, &out)
+}
+
+// KillJob asks a job's tasks (all, or those of the given instances) to stop.
+func (c *Client) KillJob(ctx context.Context, key string, instances []int) (api.KillResponse, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return api.KillResponse{}, err
+	}
+	var out api.KillResponse
+	return out, c.postJSON(ctx, p+"/kill", api.KillRequest{Instances: instances}, &out)
+}
+
+// JobEvents lists a job's events, oldest first.
+func (c *Client) JobEvents(ctx context.Context, key string) ([]api.Event, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return nil, err
+	}
+	var out []api.Event
+	return out, c.getJSON(ctx, p+"/events?limit=10000", &out)
+}
+
+// GetTask returns one task.
+func (c *Client) GetTask(ctx context.Context, id string) (api.Task, error) {
+	var out api.Task
+	return out, c.getJSON(ctx, "/v1/tasks/"+url.PathEscape(id), &out)
+}
+
+// TaskLogs opens a stream ("stdout" or "stderr") of a task's output from
+// offset (negative: from the end). With follow, the body stays open until
+// the task has ended and all its output was sent. The caller closes it.
+func (c *Client) TaskLogs(ctx context.Context, id, stream string, offset int64, follow bool) (io.ReadCloser, error) {
+	p := fmt.Sprintf("/v1/tasks/%s/logs/%s?offset=%d", url.PathEscape(id), url.PathEscape(stream), offset)
+	if follow {
+		p += "&follow=true"
+	}
+	resp, err := c.do(ctx, http.MethodGet, p, nil, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// ListNodes lists every node.
+func (c *Client) ListNodes(ctx context.Context) ([]api.Node, error) {
+	var out []api.Node
+	return out, c.getJSON(ctx, "/v1/nodes", &out)
+}
+
+// Sync is the agent's call; see [api.SyncRequest].
+func (c *Client) Sync(ctx context.Context, req api.SyncRequest) (api.SyncResponse, error) {
+	var out api.SyncResponse
+	return out, c.postJSON(ctx, "/v1/agent/sync", req, &out)
+}
+
+// UploadLog sends a chunk of a task's output.
+func (c *Client) UploadLog(ctx context.Context, chunk api.LogChunk) error {
+	return c.postJSON(ctx, "/v1/agent/logs", chunk, nil)
+}
+
+// Health returns nil when the server answers GET /health with OK.
+func (c *Client) Health(ctx context.Context) error {
+	resp, err := c.do(ctx, http.MethodGet, "/health", nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+	if strings.TrimSpace(string(b)) != "OK" {
+		return fmt.Errorf("health: server answered %q", b)
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+// Package event holds drover's append-only history: every task transition,
+// job change and node change is recorded with a reason, so "why did this run
+// three times?" has an answer. Persistence lives in store.
+package event
+
+import "time"
+
+// Event is one thing that happened. A task transition has From and To set;
+// other events leave them empty.
+type Event struct {
+	ID      int64 // assigned by the store, increasing
+	At      time.Time
+	Job     string // job key, if any
+	TaskID  string // task, if any
+	Node    string // node, if any
+	From    string
+	To      string
+	Reason  Reason
+	Message string
+}
+
+// Reason says why something happened.
+type Reason string
+
+// Reasons of task transitions.
+const (
+	Submitted     Reason = "submitted"      // a new job version created the task
+	Retry         Reason = "retry"          // a FAILED task's instance got a new task
+	Placed        Reason = "placed"         // the scheduler chose a node
+	Unplaceable   Reason = "unplaceable"    // no node can take the task now (message says why)
+	AgentStart    Reason = "agent_start"    // the agent began starting the process
+	Started       Reason = "started"        // the process is running
+	Exited        Reason = "exited"         // the process exited (code in the message)
+	StartFailed   Reason = "start_failed"   // the command could not be started
+	SandboxFailed Reason = "sandbox_failed" // the node could not prepare the task's sandbox
+	Timeout       Reason = "timeout"        // the task outlived task.timeout
+	KillRequest   Reason = "kill_requested" // a user asked to kill it
+	Killed        Reason = "killed"         // the agent stopped it on request
+	AgentLost     Reason = "agent_lost"     // the agent no longer has the task
+)
+
+// Reasons of job and node events.
+const (
+	JobSubmitted   Reason = "job_submitted"
+	JobFinished    Reason = "job_finished"
+	NodeRegistered Reason = "node_registered"
+	NodeReturned   Reason = "node_returned"
+)

@@ -1,0 +1,237 @@
+// Package job holds what a user asks drover to run: the job key, the resolved
+// specification a job runs with, and the rules a specification must obey.
+// Parsing job files lives in jobspec; persistence lives in store.
+package job
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Key names a job as ROLE/ENV/NAME. Role is the tenant that owns the job.
+type Key struct {
+	Role string
+	Env  string
+	Name string
+}
+
+// namePattern is what each part of a key, and every other user-given name,
+// must match: it keeps names safe in paths, URLs, shell output and logs.
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// ValidName reports whether s is a legal key part or node name.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
+
+// NameRule says in words what [ValidName] accepts, for error messages.
+const NameRule = "must be 1-63 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+
+// ParseKey parses "ROLE/ENV/NAME".
+func ParseKey(s string) (Key, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 {
+		return Key{}, fmt.Errorf("job key %q: must be ROLE/ENV/NAME", s)
+	}
+	k := Key{Role: parts[0], Env: parts[1], Name: parts[2]}
+	for i, p := range parts {
+		if !ValidName(p) {
+			return Key{}, fmt.Errorf("job key %q: %s %q %s", s, [...]string{"role", "env", "name"}[i], p, NameRule)
+		}
+	}
+	return k, nil
+}
+
+// String returns "ROLE/ENV/NAME".
+func (k Key) String() string { return k.Role + "/" + k.Env + "/" + k.Name }
+
+// Type says how drover treats a job's instances when their tasks end.
+type Type string
+
+const (
+	// Batch jobs run each instance to an end state once (with retries).
+	Batch Type = "batch"
+	// Service jobs keep their instances running until killed.
+	Service Type = "service"
+)
+
+// Defaults for fields a job file may leave out.
+const (
+	DefaultInstances     = 1
+	DefaultCPU           = 100      // millicores
+	DefaultMemory        = 64 << 20 // bytes
+	DefaultRetryAttempts = 3        // see RELIABILITY.md defaults
+	DefaultRetryBackoff  = 10 * time.Second
+	DefaultKillGrace     = 5 * time.Second
+	MaxInstances         = 10000
+	MaxRetryAttempts     = 100
+	MaxBackoff           = 10 * time.Minute
+)
+
+// Spec is the fully resolved specification of one job version. It is
+// immutable once stored: a changed spec is a new version.
+type Spec struct {
+	Key         Key          `json:"-"`
+	Type        Type         `json:"type"`
+	Instances   int          `json:"instances"`
+	Priority    int          `json:"priority"`
+	Task        TaskSpec     `json:"task"`
+	Constraints []Constraint `json:"constraints,omitempty"`
+	Retry       Retry        `json:"retry"`
+}
+
+// TaskSpec is what each task of the job runs.
+type TaskSpec struct {
+	Command   []string          `json:"command"`
+	Env       map[string]string `json:"env,omitempty"`
+	Timeout   time.Duration     `json:"timeout,omitempty"` // zero: no timeout
+	KillGrace time.Duration     `json:"kill_grace"`        // SIGTERM to SIGKILL
+	Resources Resources         `json:"resources"`
+}
+
+// Resources a task reserves on its node.
+type Resources struct {
+	CPU    int64 `json:"cpu"`    // millicores
+	Memory int64 `json:"memory"` // bytes
+}
+
+// Fits reports whether r fits into free.
+func (r Resources) Fits(free Resources) bool { return r.CPU <= free.CPU && r.Memory <= free.Memory }
+
+// Add returns r plus o.
+func (r Resources) Add(o Resources) Resources {
+	return Resources{CPU: r.CPU + o.CPU, Memory: r.Memory + o.Memory}
+}
+
+// Sub returns r minus o.
+func (r Resources) Sub(o Resources) Resources {
+	return Resources{CPU: r.CPU - o.CPU, Memory: r.Memory - o.Memory}
+}
+
+// Operator compares a node attribute with a constraint's value.
+type Operator string
+
+// Constraint operators.
+const (
+	OpEqual    Operator = "="
+	OpNotEqual Operator = "!="
+)
+
+// Constraint limits the nodes a job's tasks may run on.
+type Constraint struct {
+	Attribute string   `json:"attribute"`
+	Operator  Operator `json:"operator"`
+	Value     string   `json:"value"`
+}
+
+// Matches reports whether a node with attrs satisfies c. A missing attribute
+// never satisfies "=" and always satisfies "!=".
+func (c Constraint) Matches(attrs map[string]string) bool {
+	v, ok := attrs[c.Attribute]
+	switch c.Operator {
+	case OpNotEqual:
+		return !ok || v != c.Value
+	default:
+		return ok && v == c.Value
+	}
+}
+
+// Retry is the budget for the job's own failures (a FAILED task).
+type Retry struct {
+	Attempts int           `json:"attempts"`
+	Backoff  time.Duration `json:"backoff"`
+}
+
+// Delay returns how long to wait before the n-th retry (n from 1): the
+// backoff doubled for each earlier retry, capped at [MaxBackoff].
+func (r Retry) Delay(n int) time.Duration {
+	d := r.Backoff
+	for i := 1; i < n && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxBackoff)
+}
+
+// FieldError is a problem with one field of a spec, named by its path in the
+// job file ("task.timeout").
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Fieldf builds a [FieldError].
+func Fieldf(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports every problem with s at once, each a [FieldError].
+func (s *Spec) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) { errs = append(errs, Fieldf(field, format, args...)) }
+	for i, p := range []string{s.Key.Role, s.Key.Env, s.Key.Name} {
+		if !ValidName(p) {
+			bad("job", "%s %q %s", [...]string{"role", "env", "name"}[i], p, NameRule)
+		}
+	}
+	switch s.Type {
+	case Batch, Service:
+	default:
+		bad("type", "must be %q or %q, not %q", Batch, Service, s.Type)
+	}
+	if s.Instances < 1 || s.Instances > MaxInstances {
+		bad("instances", "must be between 1 and %d, not %d", MaxInstances, s.Instances)
+	}
+	if s.Priority < 0 || s.Priority > 1000 {
+		bad("priority", "must be between 0 and 1000, not %d", s.Priority)
+	}
+	if len(s.Task.Command) == 0 || s.Task.Command[0] == "" {
+		bad("task.command", "must name a program to run")
+	}
+	for i, a := range s.Task.Command {
+		if strings.ContainsRune(a, 0) {
+			bad(fmt.Sprintf("task.command[%d]", i), "must not contain a NUL byte")
+		}
+	}
+	for k, v := range s.Task.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			bad("task.env", "variable name %q must be non-empty and contain no '=' or NUL", k)
+		}
+		if strings.HasPrefix(k, "DROVER_") {
+			bad("task.env."+k, "names starting with DROVER_ are set by drover")
+		}
+		if strings.ContainsRune(v, 0) {
+			bad("task.env."+k, "must not contain a NUL byte")
+		}
+	}
+	if s.Task.Timeout < 0 {
+		bad("task.timeout", "must not be negative")
+	}
+	if s.Task.KillGrace < 0 || s.Task.KillGrace > 10*time.Minute {
+		bad("task.kill_grace", "must be between 0s and 10m")
+	}
+	if s.Task.Resources.CPU < 1 {
+		bad("task.resources.cpu", "must be at least 1 millicore, not %d", s.Task.Resources.CPU)
+	}
+	if s.Task.Resources.Memory < 1<<20 {
+		bad("task.resources.memory", "must be at least 1MiB, not %d bytes", s.Task.Resources.Memory)
+	}
+	for i, c := range s.Constraints {
+		f := fmt.Sprintf("constraints[%d]", i)
+		if c.Attribute == "" {
+			bad(f+".attribute", "must not be empty")
+		}
+		if c.Operator != OpEqual && c.Operator != OpNotEqual {
+			bad(f+".operator", "must be %q or %q, not %q", OpEqual, OpNotEqual, c.Operator)
+		}
+	}
+	if s.Retry.Attempts < 0 || s.Retry.Attempts > MaxRetryAttempts {
+		bad("retry.attempts", "must be between 0 and %d, not %d", MaxRetryAttempts, s.Retry.Attempts)
+	}
+	if s.Retry.Backoff < 0 || s.Retry.Backoff > MaxBackoff {
+		bad("retry.backoff", "must be between 0s and %s", MaxBackoff)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,173 @@
+package jobspec
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/job"
+)
+
+// toSpec converts a decoded job document into a spec, filling in defaults
+// for what the document leaves out. It returns every problem at once: values
+// that do not parse (a duration, a size, the key) and the rules
+// [job.Spec.Validate] enforces.
+func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
+	var errs []*job.FieldError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &job.FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	duration := func(field, v string, def time.Duration) time.Duration {
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			bad(field, "%q is not a duration: write it like 30s, 5m or 1h30m", v)
+		}
+		return d
+	}
+
+	s := job.Spec{
+		Type:      job.Batch,
+		Instances: job.DefaultInstances,
+		Priority:  in.Priority,
+		Task: job.TaskSpec{
+			Command:   slices.Clone(in.Task.Command),
+			Timeout:   duration("task.timeout", in.Task.Timeout, 0),
+			KillGrace: duration("task.kill_grace", in.Task.KillGrace, job.DefaultKillGrace),
+			Resources: job.Resources{CPU: job.DefaultCPU, Memory: job.DefaultMemory},
+		},
+		Retry: job.Retry{Attempts: job.DefaultRetryAttempts, Backoff: job.DefaultRetryBackoff},
+	}
+	switch k, err := job.ParseKey(in.Job); {
+	case in.Job == "":
+		bad("job", "must be set, as ROLE/ENV/NAME")
+	case err != nil:
+		// "job: job key ..." would stutter.
+		bad("job", "%s", strings.TrimPrefix(err.Error(), "job key "))
+	default:
+		s.Key = k
+	}
+	if in.Type != "" {
+		s.Type = job.Type(in.Type)
+	}
+	if in.Instances != nil {
+		s.Instances = *in.Instances
+	}
+	if len(in.Task.Env) > 0 {
+		s.Task.Env = maps.Clone(in.Task.Env)
+	}
+	if r := in.Task.Resources; r != nil {
+		if r.CPU != nil {
+			s.Task.Resources.CPU = *r.CPU
+		}
+		if r.Memory != "" {
+			m, err := ParseSize(r.Memory)
+			if err != nil {
+				bad("task.resources.memory", "%s", err)
+			}
+			s.Task.Resources.Memory = m
+		}
+	}
+	for _, c := range in.Constraints {
+		op := job.Operator(c.Operator)
+		if op == "" {
+			op = job.OpEqual
+		}
+		s.Constraints = append(s.Constraints, job.Constraint{Attribute: c.Attribute, Operator: op, Value: c.Value})
+	}
+	if r := in.Retry; r != nil {
+		if r.Attempts != nil {
+			s.Retry.Attempts = *r.Attempts
+		}
+		s.Retry.Backoff = duration("retry.backoff", r.Backoff, job.DefaultRetryBackoff)
+	}
+
+	// Specs travel as JSON, which cannot carry bytes that are not UTF-8, and
+	// YAML's !!binary strings can hold any bytes.
+	for i, a := range s.Task.Command {
+		if !utf8.ValidString(a) {
+			bad(fmt.Sprintf("task.command[%d]", i), "must be valid UTF-8")
+		}
+	}
+	for k, v := range s.Task.Env {
+		if !utf8.ValidString(k) {
+			bad("task.env", "variable name %q must be valid UTF-8", k)
+		} else if !utf8.ValidString(v) {
+			bad("task.env."+k, "must be valid UTF-8")
+		}
+	}
+	for i, c := range s.Constraints {
+		if !utf8.ValidString(c.Attribute) || !utf8.ValidString(c.Value) {
+			bad(fmt.Sprintf("constraints[%d]", i), "must be valid UTF-8")
+		}
+	}
+
+	// Validate knows nothing of the text a value came from: a size that did
+	// not parse is 0 to it. Keep only what it says about other fields.
+	reported := map[string]bool{}
+	for _, e := range errs {
+		reported[e.Field] = true
+	}
+	for _, err := range unjoin(s.Validate()) {
+		var fe *job.FieldError
+		if !errors.As(err, &fe) {
+			fe = &job.FieldError{Msg: err.Error()}
+		}
+		if !reported[fe.Field] {
+			errs = append(errs, fe)
+		}
+	}
+	// Validate ranges over the env map; give the same order every time.
+	slices.SortStableFunc(errs, func(a, b *job.FieldError) int {
+		return cmp.Or(strings.Compare(a.Field, b.Field), strings.Compare(a.Msg, b.Msg))
+	})
+	return s, errs
+}
+
+// unjoin returns the errors err joins, or err alone.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// Format converts s back into a job document, for display and for editing:
+// durations are Go duration strings ("1m30s"), memory is a size in the
+// largest unit that holds it exactly ("64MiB"), and every field with a
+// default is written out, so the document means the same spec even if the
+// defaults change. [Parse] reads the document back into s.
+func Format(s job.Spec) api.JobSpec {
+	instances, cpu, attempts := s.Instances, s.Task.Resources.CPU, s.Retry.Attempts
+	out := api.JobSpec{
+		Job:       s.Key.String(),
+		Type:      string(s.Type),
+		Instances: &instances,
+		Priority:  s.Priority,
+		Task: api.TaskSpec{
+			Command:   slices.Clone(s.Task.Command),
+			Env:       maps.Clone(s.Task.Env),
+			KillGrace: s.Task.KillGrace.String(),
+			Resources: &api.ResourcesSpec{CPU: &cpu, Memory: formatSize(s.Task.Resources.Memory)},
+		},
+		Retry: &api.RetrySpec{Attempts: &attempts, Backoff: s.Retry.Backoff.String()},
+	}
+	if s.Task.Timeout != 0 { // no timeout is written as none
+		out.Task.Timeout = s.Task.Timeout.String()
+	}
+	for _, c := range s.Constraints {
+		out.Constraints = append(out.Constraints, api.ConstraintSpec{Attribute: c.Attribute, Operator: string(c.Operator), Value: c.Value})
+	}
+	return out
+}

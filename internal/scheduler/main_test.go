@@ -1,0 +1,11 @@
+package scheduler_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package on leaked goroutines: every store a test
+// opens is closed, and no test starts the placement loop without stopping it.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -1,0 +1,227 @@
+// Package scheduler owns the life of tasks: it turns submitted jobs into
+// tasks, places pending tasks on nodes, applies what agents report through
+// the one table of legal transitions, retries failures within the job's
+// budget, and decides when a job has ended. Every change commits together
+// with its events in one store transaction; nothing that matters lives only
+// in memory, so a restarted scheduler carries on from the store.
+package scheduler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/drover-dev/drover/internal/job"
+	"github.com/drover-dev/drover/internal/store"
+)
+
+// Defaults.
+const (
+	// DefaultNodeStale is how long after its last sync a node stops
+	// getting new work.
+	DefaultNodeStale = 45 * time.Second
+	// maxPlacePerRound bounds one placement transaction.
+	maxPlacePerRound = 2000
+)
+
+// Config configures a [Scheduler]. Zero values mean defaults.
+type Config struct {
+	Store     store.Store
+	Clock     Clock
+	Logger    *slog.Logger
+	NodeStale time.Duration
+	// NewID makes task IDs; tests may fix it.
+	NewID func() string
+}
+
+// Scheduler places and tracks tasks. Create it with [New], then Start it.
+type Scheduler struct {
+	store     store.Store
+	clock     Clock
+	log       *slog.Logger
+	nodeStale time.Duration
+	newID     func() string
+
+	specMu sync.Mutex
+	specs  map[VersionKey]job.Spec // immutable once stored, so safe to cache
+
+	wake chan struct{} // placement loop; buffered 1
+
+	mu          sync.Mutex
+	nodeWake    map[string]chan struct{}
+	changed     chan struct{}
+	unplaceable map[string]string // task → last reason recorded
+	lastSeq     map[string]uint64 // node → Seq of the last report applied
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns a scheduler.
+func New(cfg Config) (*Scheduler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("scheduler config: Store is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.NodeStale == 0 {
+		cfg.NodeStale = DefaultNodeStale
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = NewTaskID
+	}
+	return &Scheduler{
+		store:       cfg.Store,
+		clock:       cfg.Clock,
+		log:         cfg.Logger.With("component", "scheduler"),
+		nodeStale:   cfg.NodeStale,
+		newID:       cfg.NewID,
+		specs:       map[VersionKey]job.Spec{},
+		wake:        make(chan struct{}, 1),
+		nodeWake:    map[string]chan struct{}{},
+		changed:     make(chan struct{}),
+		unplaceable: map[string]string{},
+		lastSeq:     map[string]uint64{},
+	}, nil
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewTaskID returns a random task ID of 12 lowercase letters and digits.
+func NewTaskID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return idEncoding.EncodeToString(b[:])[:12]
+}
+
+// Start launches the placement loop; it runs until Stop or ctx ends.
+func (s *Scheduler) Start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		s.loop(ctx)
+	}()
+	s.Wake()
+}
+
+// Stop ends the placement loop and waits for it, up to ctx's deadline.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	if s.cancel == nil {
+		return nil
+	}
+	s.cancel()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Wake asks the placement loop to run soon.
+func (s *Scheduler) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Scheduler) loop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next, err := s.PlaceOnce(ctx)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			s.log.ErrorContext(ctx, "placement round failed", "err", err)
+			next = s.clock.Now().Add(time.Second)
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(s.clock.Now()), time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// Changed returns a channel closed at the next committed change of any job,
+// task or node. Readers that wait for changes (job status, log follow, the
+// web page) take a new channel after each wake-up.
+func (s *Scheduler) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+func (s *Scheduler) broadcast(nodes ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	for _, n := range nodes {
+		if ch, ok := s.nodeWake[n]; ok {
+			close(ch)
+			delete(s.nodeWake, n)
+		}
+	}
+}
+
+// NodeChanged returns a channel closed when the node may have new orders.
+func (s *Scheduler) NodeChanged(name string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.nodeWake[name]
+	if !ok {
+		ch = make(chan struct{})
+		s.nodeWake[name] = ch
+	}
+	return ch
+}
+
+// spec returns a job version's spec, from the cache or the reader.
+func (s *Scheduler) spec(ctx context.Context, r store.Reader, key job.Key, version int) (job.Spec, error) {
+	vk := VersionKey{key, version}
+	s.specMu.Lock()
+	sp, ok := s.specs[vk]
+	s.specMu.Unlock()
+	if ok {
+		return sp, nil
+	}
+	v, err := r.GetJobVersion(ctx, key, version)
+	if err != nil {
+		return job.Spec{}, err
+	}
+	s.specMu.Lock()
+	s.specs[vk] = v.Spec
+	s.specMu.Unlock()
+	return v.Spec, nil
+}
+
+// ConflictError is a request that cannot be done in the current state; it
+// wraps store.ErrConflict so callers answer 409.
+type ConflictError struct{ Msg string }
+
+func (e *ConflictError) Error() string { return e.Msg }
+
+// Unwrap makes errors.Is(err, store.ErrConflict) true.
+func (e *ConflictError) Unwrap() error { return store.ErrConflict }
+
+func joinReasons(rs []string) string { return strings.Join(rs, "; ") }
+
+var _ = fmt.Sprintf

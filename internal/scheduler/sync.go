@@ -1,0 +1,321 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/drover-dev/drover/internal/event"
+	"github.com/drover-dev/drover/internal/job"
+	"github.com/drover-dev/drover/internal/node"
+	"github.com/drover-dev/drover/internal/store"
+	"github.com/drover-dev/drover/internal/task"
+)
+
+// Report is what an agent says in one sync: who it is, and every task it
+// holds with what it knows of it.
+type Report struct {
+	Node node.Node // Name, Address, Attributes, Capacity, Version
+	// Seq orders an agent's reports; see api.SyncRequest.Seq. Zero is
+	// always applied.
+	Seq      uint64
+	Statuses []Status
+}
+
+// Status is the agent's view of one task.
+type Status struct {
+	TaskID     string
+	State      task.State
+	ExitCode   *int
+	Reason     event.Reason
+	Message    string
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+}
+
+// Orders is what the server tells an agent.
+type Orders struct {
+	Assign []Assignment
+	Kill   []KillOrder
+	Ack    []string
+}
+
+// Empty reports whether there is nothing to tell.
+func (o Orders) Empty() bool { return len(o.Assign) == 0 && len(o.Kill) == 0 && len(o.Ack) == 0 }
+
+// Assignment tells an agent to run a task with a spec.
+type Assignment struct {
+	Task task.Task
+	Spec job.Spec
+}
+
+// KillOrder tells an agent to stop a task.
+type KillOrder struct {
+	TaskID string
+	Reason string
+}
+
+// Sync applies an agent's report and returns its orders. It is the
+// heartbeat: the node's last-seen time moves with every call. Statuses are
+// applied through the transition table; a status for a task the server no
+// longer expects on this node (the fencing token is the task ID) changes
+// nothing and earns a kill order.
+func (s *Scheduler) Sync(ctx context.Context, r Report) (Orders, error) {
+	if !s.newerReport(r) {
+		return s.PendingOrders(ctx, r)
+	}
+	var orders Orders
+	var freed bool
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		orders, freed = Orders{}, false
+		now := s.clock.Now()
+		if err := s.heartbeat(ctx, tx, r.Node, now); err != nil {
+			return err
+		}
+		active, err := tx.ListTasks(ctx, store.TaskFilter{Node: r.Node.Name, States: []task.State{task.Assigned, task.Starting, task.Running}})
+		if err != nil {
+			return err
+		}
+		byID := make(map[string]task.Task, len(active))
+		for _, t := range active {
+			byID[t.ID] = t
+		}
+		reported := map[string]bool{}
+		touched := map[VersionKey]bool{}
+		for _, st := range r.Statuses {
+			reported[st.TaskID] = true
+			t, ok := byID[st.TaskID]
+			if !ok {
+				s.staleStatus(ctx, tx, r.Node.Name, st, &orders)
+				continue
+			}
+			if st.State == t.State {
+				if t.KillRequested {
+					orders.Kill = append(orders.Kill, KillOrder{TaskID: t.ID, Reason: "kill requested"})
+				}
+				continue
+			}
+			path, err := task.Path(t.State, st.State)
+			if err != nil {
+				// The agent is behind the server (a late report); the
+				// server's state stands.
+				s.log.DebugContext(ctx, "ignored status", "task", t.ID, "server", t.State, "agent", st.State)
+				continue
+			}
+			for _, to := range path {
+				reason, msg := stepReason(to, st)
+				if to == st.State && st.ExitCode != nil {
+					t.ExitCode = st.ExitCode
+				}
+				if to == task.Running && st.StartedAt != nil {
+					t.StartedAt = st.StartedAt
+				}
+				if to.IsTerminal() && st.FinishedAt != nil {
+					t.FinishedAt = st.FinishedAt
+				}
+				ch, err := task.Move(t, to, now, reason, msg)
+				if err != nil {
+					return err
+				}
+				if err := s.apply(ctx, tx, ch); err != nil {
+					return err
+				}
+				t = ch.Task
+			}
+			if t.State.IsTerminal() {
+				orders.Ack = append(orders.Ack, t.ID)
+				if err := s.ended(ctx, tx, t, now); err != nil {
+					return err
+				}
+				touched[VersionKey{t.Job, t.JobVersion}] = true
+				freed = true
+			} else if t.KillRequested {
+				orders.Kill = append(orders.Kill, KillOrder{TaskID: t.ID, Reason: "kill requested"})
+			}
+		}
+		for _, t := range active {
+			if reported[t.ID] {
+				continue
+			}
+			switch {
+			case t.State == task.Assigned && t.KillRequested:
+				ch, err := task.Move(t, task.Killed, now, event.KillRequest, "killed before it started")
+				if err != nil {
+					return err
+				}
+				if err := s.apply(ctx, tx, ch); err != nil {
+					return err
+				}
+				touched[VersionKey{t.Job, t.JobVersion}] = true
+				freed = true
+			case t.State == task.Assigned:
+				spec, err := s.spec(ctx, tx, t.Job, t.JobVersion)
+				if err != nil {
+					return err
+				}
+				orders.Assign = append(orders.Assign, Assignment{Task: t, Spec: spec})
+			default:
+				ch, err := task.Move(t, task.Lost, now, event.AgentLost, fmt.Sprintf("the agent on node %s no longer has the task", r.Node.Name))
+				if err != nil {
+					return err
+				}
+				if err := s.apply(ctx, tx, ch); err != nil {
+					return err
+				}
+				if err := s.ended(ctx, tx, ch.Task, now); err != nil {
+					return err
+				}
+				touched[VersionKey{t.Job, t.JobVersion}] = true
+				freed = true
+			}
+		}
+		for vk := range touched {
+			if err := s.finishJobIfDone(ctx, tx, vk.Job, vk.Version); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Orders{}, fmt.Errorf("sync node %s: %w", r.Node.Name, err)
+	}
+	if freed || len(r.Statuses) > 0 {
+		s.broadcast()
+	}
+	if freed {
+		s.Wake()
+	}
+	return orders, nil
+}
+
+// stepReason is the reason recorded for each step of a reported path.
+func stepReason(to task.State, st Status) (event.Reason, string) {
+	if to == st.State && st.Reason != "" {
+		return st.Reason, st.Message
+	}
+	switch to {
+	case task.Starting:
+		return event.AgentStart, ""
+	case task.Running:
+		return event.Started, ""
+	}
+	return st.Reason, st.Message
+}
+
+// staleStatus answers a status for a task that is not active on the node.
+func (s *Scheduler) staleStatus(ctx context.Context, tx store.Tx, nodeName string, st Status, o *Orders) {
+	t, err := tx.GetTask(ctx, st.TaskID)
+	switch {
+	case st.State.IsTerminal():
+		// Whatever the server thinks, the agent is done with it.
+		o.Ack = append(o.Ack, st.TaskID)
+	case errors.Is(err, store.ErrNotFound) || (err == nil && t.Node != nodeName):
+		o.Kill = append(o.Kill, KillOrder{TaskID: st.TaskID, Reason: "the server has no such task on this node"})
+	case err == nil:
+		o.Kill = append(o.Kill, KillOrder{TaskID: st.TaskID, Reason: fmt.Sprintf("the task is %s on the server", t.State)})
+	}
+}
+
+// ended handles a task that reached an end state: a FAILED task whose job
+// has retry budget left gets a new PENDING task for the same instance after
+// the backoff, in the same transaction.
+func (s *Scheduler) ended(ctx context.Context, tx store.Tx, t task.Task, now time.Time) error {
+	s.mu.Lock()
+	delete(s.unplaceable, t.ID)
+	s.mu.Unlock()
+	if t.State != task.Failed || t.KillRequested {
+		return nil
+	}
+	spec, err := s.spec(ctx, tx, t.Job, t.JobVersion)
+	if err != nil {
+		return err
+	}
+	if t.Retries >= spec.Retry.Attempts {
+		return tx.InsertEvents(ctx, event.Event{At: now, Job: t.Job.String(), TaskID: t.ID,
+			Reason: event.Retry, Message: fmt.Sprintf("no retry left for instance %d (%d of %d used)", t.Instance, t.Retries, spec.Retry.Attempts)})
+	}
+	delay := spec.Retry.Delay(t.Retries + 1)
+	next := task.Task{
+		ID: s.newID(), Job: t.Job, JobVersion: t.JobVersion, Instance: t.Instance, Attempt: t.Attempt + 1,
+		Retries: t.Retries + 1, State: task.Pending, Priority: t.Priority, Resources: t.Resources,
+		Reason: event.Retry, CreatedAt: now, NotBefore: now.Add(delay), UpdatedAt: now,
+	}
+	if err := tx.InsertTasks(ctx, next); err != nil {
+		return err
+	}
+	return tx.InsertEvents(ctx, event.Event{At: now, Job: t.Job.String(), TaskID: next.ID, To: string(task.Pending),
+		Reason: event.Retry, Message: fmt.Sprintf("instance %d attempt %d: retry %d of %d after %s, because task %s %s (%s)",
+			t.Instance, next.Attempt, next.Retries, spec.Retry.Attempts, delay, t.ID, t.State, t.Message)})
+}
+
+// heartbeat records that a node synced.
+func (s *Scheduler) heartbeat(ctx context.Context, tx store.Tx, in node.Node, now time.Time) error {
+	n, err := tx.GetNode(ctx, in.Name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		n = node.Node{Name: in.Name, State: node.Ready, RegisteredAt: now}
+		if err := tx.InsertEvents(ctx, event.Event{At: now, Node: in.Name, Reason: event.NodeRegistered,
+			Message: fmt.Sprintf("cpu %d, memory %d", in.Capacity.CPU, in.Capacity.Memory)}); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case n.State == node.Down:
+		n.State = node.Ready
+		if err := tx.InsertEvents(ctx, event.Event{At: now, Node: in.Name, Reason: event.NodeReturned}); err != nil {
+			return err
+		}
+	}
+	n.Address, n.Capacity, n.Version, n.LastSeen = in.Address, in.Capacity, in.Version, now
+	n.Attributes = maps.Clone(in.Attributes)
+	return tx.PutNode(ctx, n)
+}
+
+// PendingOrders computes a node's orders from a report without changing
+// anything. A held-open sync calls it when woken: the report it holds may
+// be older than the agent's state, so it only hands out new assignments and
+// kills, never judges a missing task lost.
+func (s *Scheduler) PendingOrders(ctx context.Context, r Report) (Orders, error) {
+	var orders Orders
+	err := s.store.View(ctx, func(rd store.Reader) error {
+		active, err := rd.ListTasks(ctx, store.TaskFilter{Node: r.Node.Name, States: []task.State{task.Assigned, task.Starting, task.Running}})
+		if err != nil {
+			return err
+		}
+		reported := map[string]bool{}
+		for _, st := range r.Statuses {
+			reported[st.TaskID] = true
+		}
+		for _, t := range active {
+			switch {
+			case reported[t.ID] && t.KillRequested:
+				orders.Kill = append(orders.Kill, KillOrder{TaskID: t.ID, Reason: "kill requested"})
+			case !reported[t.ID] && t.State == task.Assigned && !t.KillRequested:
+				spec, err := s.spec(ctx, rd, t.Job, t.JobVersion)
+				if err != nil {
+					return err
+				}
+				orders.Assign = append(orders.Assign, Assignment{Task: t, Spec: spec})
+			}
+		}
+		return nil
+	})
+	return orders, err
+}
+
+// newerReport reports whether r is newer than the last report applied for
+// its node, and records it as the last one if so.
+func (s *Scheduler) newerReport(r Report) bool {
+	if r.Seq == 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.Seq <= s.lastSeq[r.Node.Name] {
+		return false
+	}
+	s.lastSeq[r.Node.Name] = r.Seq
+	return true
+}

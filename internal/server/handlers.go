@@ -1,0 +1,460 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/event"
+	"github.com/drover-dev/drover/internal/job"
+	"github.com/drover-dev/drover/internal/jobspec"
+	"github.com/drover-dev/drover/internal/store"
+	"github.com/drover-dev/drover/internal/task"
+)
+
+// submitJob accepts one job document, as JSON or YAML (JSON is YAML), and
+// answers 201 once the job is committed. An Idempotency-Key header makes a
+// retried submission answer the first one's result (200).
+func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxJobBody))
+	if err != nil {
+		return 0, nil, err
+	}
+	specs, err := jobspec.Parse(body)
+	if err != nil {
+		// Parse reads only the body, so all it refuses is the client's
+		// mistake, a syntax error as much as a bad field.
+		if len(fieldErrors(err)) == 0 {
+			err = badRequestf("body", "%s", err)
+		}
+		return 0, nil, err
+	}
+	if len(specs) != 1 {
+		return 0, nil, badRequestf("body", "holds %d jobs; submit one job per request", len(specs))
+	}
+	idem := r.Header.Get("Idempotency-Key")
+	if len(idem) > 200 {
+		return 0, nil, badRequestf("Idempotency-Key", "must be at most 200 characters")
+	}
+	res, err := s.sched.Submit(r.Context(), specs[0], idem)
+	if err != nil {
+		return 0, nil, err
+	}
+	code := http.StatusOK
+	if res.Created {
+		code = http.StatusCreated
+	}
+	return code, api.SubmitResponse{Job: res.Key.String(), Version: res.Version, Created: res.Created, Tasks: res.Tasks}, nil
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	out := []api.Job{}
+	err := s.store.View(r.Context(), func(rd store.Reader) error {
+		js, err := rd.ListJobs(r.Context())
+		if err != nil {
+			return err
+		}
+		for _, j := range js {
+			aj, err := s.loadJob(r.Context(), rd, j.Key, false)
+			if err != nil {
+				return err
+			}
+			out = append(out, aj)
+		}
+		return nil
+	})
+	return http.StatusOK, out, err
+}
+
+func pathKey(r *http.Request) (job.Key, error) {
+	k, err := job.ParseKey(r.PathValue("role") + "/" + r.PathValue("env") + "/" + r.PathValue("name"))
+	if err != nil {
+		return job.Key{}, badRequestf("job", "%v", err)
+	}
+	return k, nil
+}
+
+// loadJob reads a job with its current version's spec and tasks.
+func (s *Server) loadJob(ctx context.Context, rd store.Reader, key job.Key, withSpec bool) (api.Job, error) {
+	j, err := rd.GetJob(ctx, key)
+	if err != nil {
+		return api.Job{}, fmt.Errorf("job %s: %w", key, err)
+	}
+	v, err := rd.GetJobVersion(ctx, key, j.Version)
+	if err != nil {
+		return api.Job{}, err
+	}
+	ts, err := rd.ListTasks(ctx, store.TaskFilter{Job: &key, JobVersion: j.Version})
+	if err != nil {
+		return api.Job{}, err
+	}
+	idx, err := rd.LastEventID(ctx, key.String())
+	if err != nil {
+		return api.Job{}, err
+	}
+	aj := toAPIJob(j, v.Spec, ts, idx)
+	if withSpec {
+		spec := jobspec.Format(v.Spec)
+		aj.Spec = &spec
+	}
+	return aj, nil
+}
+
+// getJob answers a job with its tasks. With ?index=N&wait=D it holds the
+// call until the job has an event newer than N, or D passes.
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	key, err := pathKey(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	index, wait, err := waitParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		changed := s.sched.Changed()
+		var aj api.Job
+		err := s.store.View(r.Context(), func(rd store.Reader) error {
+			var err error
+			aj, err = s.loadJob(r.Context(), rd, key, true)
+			return err
+		})
+		if err != nil || wait == 0 || aj.EventIndex > index {
+			return http.StatusOK, aj, err
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return http.StatusOK, aj, nil
+		case <-r.Context().Done():
+			return 0, nil, r.Context().Err()
+		case <-s.stopping:
+			return http.StatusOK, aj, nil
+		}
+	}
+}
+
+func waitParams(r *http.Request) (int64, time.Duration, error) {
+	q := r.URL.Query()
+	var index int64
+	var wait time.Duration
+	if v := q.Get("index"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, badRequestf("index", "must be a non-negative integer, not %q", v)
+		}
+		index = n
+	}
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 5*time.Minute {
+			return 0, 0, badRequestf("wait", "must be a duration between 0s and 5m, not %q", v)
+		}
+		wait = d
+	}
+	return index, wait, nil
+}
+
+func (s *Server) killJob(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	key, err := pathKey(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req api.KillRequest
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &req); err != nil && !errors.Is(err, io.EOF) {
+			return 0, nil, err
+		}
+	}
+	ids, err := s.sched.Kill(r.Context(), key, req.Instances)
+	if err != nil {
+		return 0, nil, err
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return http.StatusOK, api.KillResponse{Tasks: ids}, nil
+}
+
+func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	key, err := pathKey(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return s.events(r, store.EventFilter{Job: key.String()}, func(rd store.Reader) error {
+		_, err := rd.GetJob(r.Context(), key)
+		if err != nil {
+			return fmt.Errorf("job %s: %w", key, err)
+		}
+		return nil
+	})
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	q := r.URL.Query()
+	return s.events(r, store.EventFilter{TaskID: q.Get("task"), Node: q.Get("node")}, nil)
+}
+
+func (s *Server) events(r *http.Request, f store.EventFilter, check func(store.Reader) error) (int, any, error) {
+	q := r.URL.Query()
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, nil, badRequestf("after", "must be a non-negative integer, not %q", v)
+		}
+		f.AfterID = n
+	}
+	f.Limit = 1000
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return 0, nil, badRequestf("limit", "must be between 1 and 10000, not %q", v)
+		}
+		f.Limit = n
+	}
+	out := []api.Event{}
+	err := s.store.View(r.Context(), func(rd store.Reader) error {
+		if check != nil {
+			if err := check(rd); err != nil {
+				return err
+			}
+		}
+		es, err := rd.ListEvents(r.Context(), f)
+		for _, e := range es {
+			out = append(out, toAPIEvent(e))
+		}
+		return err
+	})
+	return http.StatusOK, out, err
+}
+
+func (s *Server) lookupTask(ctx context.Context, id string) (task.Task, error) {
+	if !validTaskID(id) {
+		return task.Task{}, badRequestf("task", "%q is not a task ID", id)
+	}
+	var t task.Task
+	err := s.store.View(ctx, func(rd store.Reader) error {
+		var err error
+		t, err = rd.GetTask(ctx, id)
+		return err
+	})
+	if err != nil {
+		return task.Task{}, fmt.Errorf("task %s: %w", id, err)
+	}
+	return t, nil
+}
+
+func validTaskID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) getTask(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	t, err := s.lookupTask(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, toAPITask(t), nil
+}
+
+// taskLogs answers a stream of a task's output from ?offset= (bytes; a
+// negative offset counts back from the end). The X-Drover-Log-Start header
+// says where the bytes begin, which is later than asked when older output
+// was rotated away. With ?follow=true the answer streams until the task has
+// ended and every byte it wrote has been sent.
+func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	t, err := s.lookupTask(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	stream := r.PathValue("stream")
+	if stream != "stdout" && stream != "stderr" {
+		return 0, nil, badRequestf("stream", "must be stdout or stderr, not %q", stream)
+	}
+	q := r.URL.Query()
+	var off int64
+	if v := q.Get("offset"); v != "" {
+		if off, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return 0, nil, badRequestf("offset", "must be an integer, not %q", v)
+		}
+	}
+	follow := q.Get("follow") == "true" || q.Get("follow") == "1"
+	lg, err := s.logs.get(t.ID, stream)
+	if err != nil {
+		return 0, nil, err
+	}
+	if off < 0 {
+		off = max(lg.End()+off, 0)
+	}
+	if off < lg.Start() {
+		off = lg.Start()
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Drover-Log-Start", strconv.FormatInt(off, 10))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 64<<10)
+	for {
+		changed := lg.Changed()
+		schedChanged := s.sched.Changed()
+		for {
+			n, _, err := lg.ReadAt(off, buf)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					return 0, nil, nil
+				}
+				off += int64(n)
+			}
+			if err != nil || n == 0 {
+				break
+			}
+		}
+		if !follow {
+			return 0, nil, nil
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		// The agent uploads a task's last output before it reports the
+		// end, so an ended task's log is complete.
+		cur, err := s.lookupTask(r.Context(), t.ID)
+		if err != nil {
+			return 0, nil, nil
+		}
+		if cur.State.IsTerminal() && off >= lg.End() {
+			return 0, nil, nil
+		}
+		select {
+		case <-changed:
+		case <-schedChanged:
+		case <-r.Context().Done():
+			return 0, nil, nil
+		case <-s.stopping:
+			return 0, nil, nil
+		}
+	}
+}
+
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	out := []api.Node{}
+	err := s.store.View(r.Context(), func(rd store.Reader) error {
+		ns, err := rd.ListNodes(r.Context())
+		if err != nil {
+			return err
+		}
+		active, err := rd.ListTasks(r.Context(), store.TaskFilter{States: []task.State{task.Assigned, task.Starting, task.Running}})
+		if err != nil {
+			return err
+		}
+		used := map[string]job.Resources{}
+		count := map[string]int{}
+		for _, t := range active {
+			used[t.Node] = used[t.Node].Add(t.Resources)
+			count[t.Node]++
+		}
+		for _, n := range ns {
+			out = append(out, toAPINode(n, used[n.Name], count[n.Name]))
+		}
+		return nil
+	})
+	return http.StatusOK, out, err
+}
+
+// agentSync is the agent's one call: heartbeat, status report and order
+// pickup. With nothing to say, the server holds the call up to the wait the
+// agent asked for.
+func (s *Server) agentSync(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxSyncBody)
+	var req api.SyncRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return 0, nil, err
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	rep, err := fromAPISync(req, host)
+	if err != nil {
+		return 0, nil, err
+	}
+	wait := min(max(time.Duration(req.Wait), 0), MaxSyncWait)
+	changed := s.sched.NodeChanged(rep.Node.Name)
+	orders, err := s.sched.Sync(r.Context(), rep)
+	if err != nil {
+		return 0, nil, err
+	}
+	if orders.Empty() && wait > 0 {
+		deadline := time.NewTimer(wait)
+		defer deadline.Stop()
+	hold:
+		for {
+			select {
+			case <-changed:
+			case <-deadline.C:
+				break hold
+			case <-r.Context().Done():
+				return 0, nil, nil
+			case <-s.stopping:
+				break hold
+			}
+			changed = s.sched.NodeChanged(rep.Node.Name)
+			if orders, err = s.sched.PendingOrders(r.Context(), rep); err != nil {
+				return 0, nil, err
+			}
+			if !orders.Empty() {
+				break
+			}
+		}
+	}
+	resp := toAPIOrders(orders)
+	resp.Interval = api.Duration(DefaultSyncInterval)
+	return http.StatusOK, resp, nil
+}
+
+// agentLogs stores a chunk of a task's output uploaded by its agent.
+func (s *Server) agentLogs(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxLogChunkBody)
+	var c api.LogChunk
+	if err := decodeJSON(r, &c); err != nil {
+		return 0, nil, err
+	}
+	if c.Stream != "stdout" && c.Stream != "stderr" {
+		return 0, nil, badRequestf("stream", "must be stdout or stderr, not %q", c.Stream)
+	}
+	if c.Offset < 0 {
+		return 0, nil, badRequestf("offset", "must not be negative")
+	}
+	if _, err := s.lookupTask(r.Context(), c.TaskID); err != nil {
+		return 0, nil, err
+	}
+	lg, err := s.logs.get(c.TaskID, c.Stream)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := lg.Append(c.Offset, c.Data); err != nil {
+		return 0, nil, fmt.Errorf("store log of task %s: %w", c.TaskID, err)
+	}
+	return http.StatusOK, map[string]int64{"end": lg.End()}, nil
+}
+
+var (
+	_ = json.Marshal
+	_ = strings.TrimSpace
+	_ = event.Submitted
+)

@@ -1,0 +1,139 @@
+// Package server is drover's HTTP face: the /v1 API used by the CLI, the web
+// page and the agents, the web page itself, and /health. It converts wire
+// types to domain types at its edge and leaves every decision to scheduler.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/drover-dev/drover/internal/scheduler"
+	"github.com/drover-dev/drover/internal/store"
+)
+
+// Limits and defaults.
+const (
+	MaxJobBody      = 1 << 20  // bytes of a job document
+	MaxSyncBody     = 4 << 20  // bytes of an agent sync
+	MaxLogChunkBody = 12 << 20 // bytes of a log upload (base64 of 8 MiB)
+	MaxSyncWait     = 60 * time.Second
+	// DefaultSyncInterval is how soon an idle agent syncs again.
+	DefaultSyncInterval = 5 * time.Second
+)
+
+// Config configures a [Server].
+type Config struct {
+	Store     store.Store
+	Scheduler *scheduler.Scheduler
+	// DataDir holds the server's task logs (DataDir/logs).
+	DataDir string
+	Logger  *slog.Logger
+	Version string
+}
+
+// Server serves drover's HTTP API and web page.
+type Server struct {
+	store   store.Store
+	sched   *scheduler.Scheduler
+	logs    *logStore
+	log     *slog.Logger
+	version string
+	mux     *http.ServeMux
+	// stopping is closed when shutdown begins, so held-open calls (agent
+	// syncs, job waits, log follows) answer at once.
+	stopping chan struct{}
+	stopOnce sync.Once
+}
+
+// New returns a server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Scheduler == nil {
+		return nil, errors.New("server config: Store and Scheduler are required")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("server config: DataDir is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger.With("component", "server"),
+		logs: newLogStore(filepath.Join(cfg.DataDir, "logs")), version: cfg.Version, mux: http.NewServeMux(),
+		stopping: make(chan struct{}),
+	}
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+}
+
+func (s *Server) routes() {
+	s.handle("GET /health", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("OK\n"))
+	}))
+	s.handle("POST /v1/jobs", s.wrap(s.submitJob))
+	s.handle("GET /v1/jobs", s.wrap(s.listJobs))
+	s.handle("GET /v1/jobs/{role}/{env}/{name}", s.wrap(s.getJob))
+	s.handle("POST /v1/jobs/{role}/{env}/{name}/kill", s.wrap(s.killJob))
+	s.handle("GET /v1/jobs/{role}/{env}/{name}/events", s.wrap(s.jobEvents))
+	s.handle("GET /v1/tasks/{id}", s.wrap(s.getTask))
+	s.handle("GET /v1/tasks/{id}/logs/{stream}", s.wrap(s.taskLogs))
+	s.handle("GET /v1/nodes", s.wrap(s.listNodes))
+	s.handle("GET /v1/events", s.wrap(s.listEvents))
+	s.handle("POST /v1/agent/sync", s.wrap(s.agentSync))
+	s.handle("POST /v1/agent/logs", s.wrap(s.agentLogs))
+	s.handle("GET /{$}", s.wrap(s.pageJobs))
+	s.handle("GET /ui/jobs/{role}/{env}/{name}", s.wrap(s.pageJob))
+	s.handle("GET /ui/tasks/{id}", s.wrap(s.pageTask))
+	s.handle("/", s.wrap(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
+		return 0, nil, fmt.Errorf("no route %s %s: %w", r.Method, r.URL.Path, store.ErrNotFound)
+	}))
+}
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close releases open log files.
+func (s *Server) Close() error { return s.logs.close() }
+
+// Serve answers HTTP on ln until ctx ends, then shuts down gracefully:
+// it stops accepting, lets in-flight requests finish up to grace, then
+// closes what is left.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	hs := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.stopOnce.Do(func() { close(s.stopping) })
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = hs.Close()
+	}
+	<-errc
+	return err
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

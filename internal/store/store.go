@@ -1,0 +1,132 @@
+// Package store owns drover's persistence: the interfaces the scheduler and
+// server use, the errors they see, and the contract every engine obeys
+// (storetest). SQL lives only in the engine folders (sqlite/, later
+// postgres/). A state change and its event commit in one transaction.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/drover-dev/drover/internal/event"
+	"github.com/drover-dev/drover/internal/job"
+	"github.com/drover-dev/drover/internal/node"
+	"github.com/drover-dev/drover/internal/task"
+)
+
+var (
+	// ErrNotFound means the object asked for does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a write lost a race: the row changed since it was
+	// read (compare-and-set failed) or a unique key already exists.
+	ErrConflict = errors.New("conflict")
+	// ErrNoSpace means the disk under the store is full; nothing was written.
+	ErrNoSpace = errors.New("no space left on the store's disk")
+)
+
+// Store is a database. Reads outside a transaction go through View; every
+// change goes through Update, which commits all of fn's writes or none.
+type Store interface {
+	View(ctx context.Context, fn func(Reader) error) error
+	Update(ctx context.Context, fn func(Tx) error) error
+	Close() error
+}
+
+// Reader reads every aggregate.
+type Reader interface {
+	JobReader
+	TaskReader
+	NodeReader
+	EventReader
+}
+
+// Tx reads and writes inside one transaction.
+type Tx interface {
+	Reader
+	JobWriter
+	TaskWriter
+	NodeWriter
+	EventWriter
+}
+
+// JobReader reads jobs and their versions.
+type JobReader interface {
+	GetJob(ctx context.Context, key job.Key) (job.Job, error)
+	ListJobs(ctx context.Context) ([]job.Job, error)
+	GetJobVersion(ctx context.Context, key job.Key, version int) (job.Version, error)
+	// FindIdempotencyKey returns the version a submission with this key created.
+	FindIdempotencyKey(ctx context.Context, idempotencyKey string) (job.Version, error)
+}
+
+// JobWriter writes jobs.
+type JobWriter interface {
+	// PutJob inserts or replaces the job record.
+	PutJob(ctx context.Context, j job.Job) error
+	// InsertJobVersion adds a version; ErrConflict if it or its
+	// idempotency key exists.
+	InsertJobVersion(ctx context.Context, v job.Version) error
+}
+
+// TaskFilter selects tasks. Zero fields select everything.
+type TaskFilter struct {
+	Job        *job.Key
+	JobVersion int // with Job
+	Instance   *int
+	Node       string
+	States     []task.State
+	// ReadyBy selects tasks whose NotBefore is at or before this time.
+	ReadyBy time.Time
+	Limit   int
+}
+
+// TaskReader reads tasks. ListTasks orders by priority (highest first),
+// then creation time, then instance: the placement order.
+type TaskReader interface {
+	GetTask(ctx context.Context, id string) (task.Task, error)
+	ListTasks(ctx context.Context, f TaskFilter) ([]task.Task, error)
+	CountTasks(ctx context.Context, f TaskFilter) (int, error)
+	// NextNotBefore returns the earliest NotBefore of a PENDING task after
+	// now, or the zero time.
+	NextNotBefore(ctx context.Context, now time.Time) (time.Time, error)
+}
+
+// TaskWriter writes tasks.
+type TaskWriter interface {
+	InsertTasks(ctx context.Context, ts ...task.Task) error
+	// UpdateTask stores t if the stored task is still in state expect;
+	// otherwise ErrConflict (ErrNotFound if there is no such task).
+	UpdateTask(ctx context.Context, t task.Task, expect task.State) error
+}
+
+// NodeReader reads nodes.
+type NodeReader interface {
+	GetNode(ctx context.Context, name string) (node.Node, error)
+	ListNodes(ctx context.Context) ([]node.Node, error)
+}
+
+// NodeWriter writes nodes.
+type NodeWriter interface {
+	PutNode(ctx context.Context, n node.Node) error
+}
+
+// EventFilter selects events, oldest first.
+type EventFilter struct {
+	Job     string
+	TaskID  string
+	Node    string
+	AfterID int64
+	Limit   int
+}
+
+// EventReader reads events.
+type EventReader interface {
+	ListEvents(ctx context.Context, f EventFilter) ([]event.Event, error)
+	// LastEventID returns the id of the newest event of a job ("" for any job).
+	LastEventID(ctx context.Context, jobKey string) (int64, error)
+}
+
+// EventWriter appends events; their IDs are assigned by the store.
+type EventWriter interface {
+	InsertEvents(ctx context.Context, es ...event.Event) error
+}
