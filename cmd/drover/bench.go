@@ -146,15 +146,9 @@ func benchCluster(ctx context.Context, n, nodes int, cpu int64, argv []string, k
 		return benchResult{}, err
 	}
 	var j api.Job
-	var index int64
-	for {
-		j, err = c.WaitJob(ctx, res.Job, index, 30*time.Second)
-		if err != nil {
+	for j.State == "" || j.State == "RUNNING" {
+		if j, err = c.WaitJobEnd(ctx, res.Job, time.Minute); err != nil {
 			return benchResult{}, err
-		}
-		index = j.EventIndex
-		if j.State != "RUNNING" {
-			break
 		}
 	}
 	total := time.Since(start)

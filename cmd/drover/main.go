@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -61,14 +62,35 @@ case with '-' as '_' (DROVER_DATA, DROVER_LISTEN, ...).`,
 		SilenceErrors: true,
 		Version:       version,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return flagsFromEnv(cmd)
+			if err := flagsFromEnv(cmd); err != nil {
+				return err
+			}
+			return startProfile()
 		},
+		PersistentPostRun: func(cmd *cobra.Command, args []string) { stopProfile() },
 	}
 	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd(), newJobCmd(), newTaskCmd(), newNodeCmd(), newBenchCmd())
 	return root
 }
 
 // flagsFromEnv fills every flag the user did not set from DROVER_<NAME>.
+// startProfile writes a CPU profile to $DROVER_CPUPROFILE, for measuring
+// the bench and the processes it starts (agents inherit the variable and
+// add their pid to the name).
+func startProfile() error {
+	path := os.Getenv("DROVER_CPUPROFILE")
+	if path == "" {
+		return nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+	if err != nil {
+		return err
+	}
+	return pprof.StartCPUProfile(f)
+}
+
+func stopProfile() { pprof.StopCPUProfile() }
+
 func flagsFromEnv(cmd *cobra.Command) error {
 	var errs []error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {

@@ -232,6 +232,16 @@ func (c *Client) TaskLogs(ctx context.Context, id, stream string, offset int64, 
 	return resp.Body, nil
 }
 
+// WaitJobEnd returns a job once it has ended, or after wait passes.
+func (c *Client) WaitJobEnd(ctx context.Context, key string, wait time.Duration) (api.Job, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return api.Job{}, err
+	}
+	var out api.Job
+	return out, c.getJSON(ctx, fmt.Sprintf("%s?index=0&wait=%s&until=end", p, wait), &out)
+}
+
 // ListNodes lists every node.
 func (c *Client) ListNodes(ctx context.Context) ([]api.Node, error) {
 	var out []api.Node

@@ -27,7 +27,7 @@ const (
 	// getting new work.
 	DefaultNodeStale = 45 * time.Second
 	// maxPlacePerRound bounds one placement transaction.
-	maxPlacePerRound = 2000
+	maxPlacePerRound = 256
 )
 
 // Config configures a [Scheduler]. Zero values mean defaults.

@@ -109,7 +109,8 @@ func (s *Server) loadJob(ctx context.Context, rd store.Reader, key job.Key, with
 }
 
 // getJob answers a job with its tasks. With ?index=N&wait=D it holds the
-// call until the job has an event newer than N, or D passes.
+// call until the job has an event newer than N, or D passes; with
+// &until=end as well, until the job has ended.
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	key, err := pathKey(r)
 	if err != nil {
@@ -119,17 +120,44 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error
 	if err != nil {
 		return 0, nil, err
 	}
+	var untilEnd bool
+	switch u := r.URL.Query().Get("until"); u {
+	case "":
+	case "end":
+		untilEnd = true
+	default:
+		return 0, nil, badRequestf("until", "must be \"end\" or absent, not %q", u)
+	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
-	for {
+	for first := true; ; first = false {
 		changed := s.sched.Changed()
+		if !first {
+			// Most changes are to other jobs: look at this job's newest
+			// event before reading all of it.
+			var last int64
+			err := s.store.View(r.Context(), func(rd store.Reader) error {
+				var err error
+				last, err = rd.LastEventID(r.Context(), key.String())
+				return err
+			})
+			if err != nil {
+				return 0, nil, err
+			}
+			if last <= index || (untilEnd && !s.jobEnded(r, key)) {
+				if done, code, v, err := s.holdJob(r, changed, deadline.C); done {
+					return code, v, err
+				}
+				continue
+			}
+		}
 		var aj api.Job
 		err := s.store.View(r.Context(), func(rd store.Reader) error {
 			var err error
 			aj, err = s.loadJob(r.Context(), rd, key, true)
 			return err
 		})
-		if err != nil || wait == 0 || aj.EventIndex > index {
+		if err != nil || wait == 0 || (aj.EventIndex > index && (!untilEnd || aj.State != string(job.Running))) {
 			return http.StatusOK, aj, err
 		}
 		select {
@@ -142,6 +170,43 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error
 			return http.StatusOK, aj, nil
 		}
 	}
+}
+
+// jobEnded reports whether a job is in an end state (false on errors: the
+// full read that follows reports them).
+func (s *Server) jobEnded(r *http.Request, key job.Key) bool {
+	var ended bool
+	_ = s.store.View(r.Context(), func(rd store.Reader) error {
+		j, err := rd.GetJob(r.Context(), key)
+		ended = err == nil && j.State.IsTerminal()
+		return err
+	})
+	return ended
+}
+
+// holdJob waits for a change; when the wait is over (deadline, shutdown,
+// client gone) it answers with the job as it is now.
+func (s *Server) holdJob(r *http.Request, changed <-chan struct{}, deadline <-chan time.Time) (bool, int, any, error) {
+	select {
+	case <-changed:
+		return false, 0, nil, nil
+	case <-r.Context().Done():
+		return true, 0, nil, r.Context().Err()
+	case <-deadline:
+	case <-s.stopping:
+	}
+	var aj api.Job
+	err := s.store.View(r.Context(), func(rd store.Reader) error {
+		var err error
+		aj, err = s.loadJob(r.Context(), rd, r2key(r), true)
+		return err
+	})
+	return true, http.StatusOK, aj, err
+}
+
+func r2key(r *http.Request) job.Key {
+	k, _ := pathKey(r)
+	return k
 }
 
 func waitParams(r *http.Request) (int64, time.Duration, error) {

@@ -274,7 +274,9 @@ wait:
 	defer drain.Stop()
 	select {
 	case <-copied:
-		_ = fam.grow()
+		if !fam.isAlone() {
+			_ = fam.grow()
+		}
 		fam.signal(unix.SIGKILL)
 	case <-drain.C:
 		_ = fam.grow()
