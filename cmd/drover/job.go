@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,7 +54,7 @@ instance succeeded (3 if the job ended otherwise).`,
 			}
 			specs, err := jobspec.Parse(data)
 			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], indentErr(err))
+				return fileError(args[0], err)
 			}
 			c, err := f.client()
 			if err != nil {
@@ -71,6 +72,10 @@ instance succeeded (3 if the job ended otherwise).`,
 					return err
 				}
 				res, err := c.SubmitJobWithRetry(cmd.Context(), doc, invocation+"-"+strconv.Itoa(i))
+				var ce *client.Error
+				if errors.As(err, &ce) {
+					return err // the server's message names the job already
+				}
 				if err != nil {
 					return fmt.Errorf("submit %s: %w", spec.Key, err)
 				}
@@ -105,12 +110,14 @@ instance succeeded (3 if the job ended otherwise).`,
 	return cmd
 }
 
-func indentErr(err error) error {
+// fileError names the file of a parse error; several problems go one per
+// indented line.
+func fileError(name string, err error) error {
 	msg := err.Error()
 	if strings.Contains(msg, "\n") {
-		return fmt.Errorf("\n  %s", strings.ReplaceAll(msg, "\n", "\n  "))
+		return fmt.Errorf("%s:\n  %s", name, strings.ReplaceAll(msg, "\n", "\n  "))
 	}
-	return err
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // followJob prints each task's changes until the job ends, then a summary.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -84,6 +85,10 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return nil, fmt.Errorf("cannot reach the drover server at %s (is it running? set --addr or DROVER_ADDR): %w", c.base, err)
+		}
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {

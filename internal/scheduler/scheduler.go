@@ -26,6 +26,8 @@ const (
 	// DefaultNodeStale is how long after its last sync a node stops
 	// getting new work.
 	DefaultNodeStale = 45 * time.Second
+	// idleRound is the longest the placement loop sleeps.
+	idleRound = 10 * time.Second
 	// maxPlacePerRound bounds one placement transaction.
 	maxPlacePerRound = 256
 )
@@ -146,9 +148,12 @@ func (s *Scheduler) loop(ctx context.Context) {
 			s.log.ErrorContext(ctx, "placement round failed", "err", err)
 			next = s.clock.Now().Add(time.Second)
 		}
-		wait := time.Hour
+		// Placement runs on every change that can free capacity or add
+		// work; the idle round is a safety net for anything missed (a
+		// node going stale changes no row).
+		wait := idleRound
 		if !next.IsZero() {
-			wait = max(next.Sub(s.clock.Now()), time.Millisecond)
+			wait = min(max(next.Sub(s.clock.Now()), time.Millisecond), idleRound)
 		}
 		timer.Reset(wait)
 		select {

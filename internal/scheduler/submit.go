@@ -197,6 +197,11 @@ func (s *Scheduler) Kill(ctx context.Context, key job.Key, instances []int) ([]s
 	if err != nil {
 		return nil, fmt.Errorf("kill %s: %w", key, err)
 	}
+	s.mu.Lock()
+	for _, id := range ids {
+		delete(s.unplaceable, id)
+	}
+	s.mu.Unlock()
 	s.broadcast(nodes...)
 	return ids, nil
 }

@@ -71,9 +71,13 @@ func (s *Scheduler) Sync(ctx context.Context, r Report) (Orders, error) {
 	err := s.store.Update(ctx, func(tx store.Tx) error {
 		orders, freed = Orders{}, false
 		now := s.clock.Now()
-		if err := s.heartbeat(ctx, tx, r.Node, now); err != nil {
+		joined, err := s.heartbeat(ctx, tx, r.Node, now)
+		if err != nil {
 			return err
 		}
+		// A node that joins or comes back is capacity pending tasks may
+		// be waiting for.
+		freed = joined
 		active, err := tx.ListTasks(ctx, store.TaskFilter{Node: r.Node.Name, States: []task.State{task.Assigned, task.Starting, task.Running}})
 		if err != nil {
 			return err
@@ -250,27 +254,37 @@ func (s *Scheduler) ended(ctx context.Context, tx store.Tx, t task.Task, now tim
 			t.Instance, next.Attempt, next.Retries, spec.Retry.Attempts, delay, t.ID, t.State, t.Message)})
 }
 
-// heartbeat records that a node synced.
-func (s *Scheduler) heartbeat(ctx context.Context, tx store.Tx, in node.Node, now time.Time) error {
+// heartbeat records that a node synced. It reports whether the node joined
+// the ready fleet just now: new, back from DOWN, or silent for so long that
+// placement had stopped counting it.
+func (s *Scheduler) heartbeat(ctx context.Context, tx store.Tx, in node.Node, now time.Time) (bool, error) {
 	n, err := tx.GetNode(ctx, in.Name)
+	joined := false
 	switch {
 	case errors.Is(err, store.ErrNotFound):
+		joined = true
 		n = node.Node{Name: in.Name, State: node.Ready, RegisteredAt: now}
 		if err := tx.InsertEvents(ctx, event.Event{At: now, Node: in.Name, Reason: event.NodeRegistered,
 			Message: fmt.Sprintf("cpu %d, memory %d", in.Capacity.CPU, in.Capacity.Memory)}); err != nil {
-			return err
+			return false, err
 		}
 	case err != nil:
-		return err
+		return false, err
 	case n.State == node.Down:
+		joined = true
 		n.State = node.Ready
 		if err := tx.InsertEvents(ctx, event.Event{At: now, Node: in.Name, Reason: event.NodeReturned}); err != nil {
-			return err
+			return false, err
 		}
+	case now.Sub(n.LastSeen) > s.nodeStale:
+		joined = true
+	}
+	if n.Capacity != in.Capacity || !maps.Equal(n.Attributes, in.Attributes) {
+		joined = true // new capacity or attributes may fit waiting tasks
 	}
 	n.Address, n.Capacity, n.Version, n.LastSeen = in.Address, in.Capacity, in.Version, now
 	n.Attributes = maps.Clone(in.Attributes)
-	return tx.PutNode(ctx, n)
+	return joined, tx.PutNode(ctx, n)
 }
 
 // PendingOrders computes a node's orders from a report without changing

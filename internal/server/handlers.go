@@ -18,6 +18,7 @@ import (
 	"github.com/drover-dev/drover/internal/jobspec"
 	"github.com/drover-dev/drover/internal/store"
 	"github.com/drover-dev/drover/internal/task"
+	"github.com/drover-dev/drover/internal/tasklog"
 )
 
 // submitJob accepts one job document, as JSON or YAML (JSON is YAML), and
@@ -372,26 +373,42 @@ func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request) (int, any, err
 	if off < lg.Start() {
 		off = lg.Start()
 	}
+	buf := make([]byte, 64<<10)
+	// Read the first chunk before answering, so the header can say where
+	// the bytes really begin (later than asked after rotation or a gap).
+	n, start, _ := lg.ReadAt(off, buf)
+	if n > 0 {
+		off = start
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Drover-Log-Start", strconv.FormatInt(off, 10))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
-	buf := make([]byte, 64<<10)
 	for {
 		changed := lg.Changed()
 		schedChanged := s.sched.Changed()
 		for {
-			n, _, err := lg.ReadAt(off, buf)
-			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
-					return 0, nil, nil
+			if n == 0 {
+				var err error
+				n, start, err = lg.ReadAt(off, buf)
+				if errors.Is(err, tasklog.ErrClosed) {
+					// Closed to bound open files; open it again.
+					if lg, err = s.logs.get(t.ID, stream); err != nil {
+						return 0, nil, nil
+					}
+					continue
 				}
-				off += int64(n)
+				if n == 0 {
+					break
+				}
 			}
-			if err != nil || n == 0 {
-				break
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return 0, nil, nil
 			}
+			// start, not off: a gap in the log is skipped, not repeated.
+			off = start + int64(n)
+			n = 0
 		}
 		if !follow {
 			return 0, nil, nil

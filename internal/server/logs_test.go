@@ -55,6 +55,22 @@ func TestLogs(t *testing.T) {
 	require.Empty(t, body, "a task that wrote nothing has an empty log")
 }
 
+// TestLogsGap reads across a gap: output the agent rotated away before it
+// shipped it. The bytes after the gap come once, and the start header says
+// where they begin.
+func TestLogsGap(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.running(t)
+	b.upload(t, "stdout", 0, "abc\n")
+	require.Equal(t, int64(104), b.upload(t, "stdout", 100, "xyz\n"))
+	_, body := b.do(t, "GET", "/v1/tasks/task0001/logs/stdout", "", nil)
+	require.Equal(t, "abc\nxyz\n", string(body))
+	resp, body := b.do(t, "GET", "/v1/tasks/task0001/logs/stdout?offset=10", "", nil)
+	require.Equal(t, "xyz\n", string(body))
+	require.Equal(t, "100", resp.Header.Get("X-Drover-Log-Start"))
+}
+
 // TestLogsFollow follows a running task's output: the answer streams what
 // is uploaded and ends once the task is reported SUCCEEDED.
 func TestLogsFollow(t *testing.T) {

@@ -109,10 +109,17 @@ func (s *Server) pageTask(w http.ResponseWriter, r *http.Request) (int, any, err
 		if err != nil {
 			return 0, nil, err
 		}
-		off := max(lg.End()-pageLogTail, lg.Start())
-		buf := make([]byte, lg.End()-off)
-		n, _, _ := lg.ReadAt(off, buf)
-		data[strings.ToUpper(stream[:1])+stream[1:]] = string(buf[:n])
+		var b strings.Builder
+		buf := make([]byte, pageLogTail)
+		for off := max(lg.End()-pageLogTail, lg.Start()); ; {
+			n, start, _ := lg.ReadAt(off, buf)
+			if n == 0 {
+				break
+			}
+			b.Write(buf[:n])
+			off = start + int64(n)
+		}
+		data[strings.ToUpper(stream[:1])+stream[1:]] = b.String()
 	}
 	if !t.State.IsTerminal() {
 		data["Refresh"] = 2
