@@ -304,7 +304,7 @@ func (a *Agent) start(ctx context.Context, t *runTask) {
 		Command:   as.Command,
 		Env:       env,
 		Timeout:   time.Duration(as.Timeout),
-		KillGrace: time.Duration(as.KillGrace),
+		KillGrace: killGrace(time.Duration(as.KillGrace)),
 		Log:       a.cfg.Log,
 	})
 	now := time.Now().UTC()
@@ -368,4 +368,13 @@ func (a *Agent) shutdown() error {
 	}
 	a.log.Info("agent stopped", "tasks_stopped", len(ts))
 	return nil
+}
+
+// killGrace maps a job's kill_grace to the driver's: zero in a job means
+// SIGKILL at once, while the driver reads zero as its default.
+func killGrace(d time.Duration) time.Duration {
+	if d <= 0 {
+		return time.Nanosecond
+	}
+	return d
 }

@@ -177,9 +177,13 @@ func (s *Spec) Validate() error {
 		}
 	}
 	switch s.Type {
-	case Batch, Service:
+	case Batch:
+	case Service:
+		// Refused until drover keeps services running (restart, health
+		// checks); running one as a batch job would surprise its owner.
+		bad("type", "%q is not supported yet; use %q", Service, Batch)
 	default:
-		bad("type", "must be %q or %q, not %q", Batch, Service, s.Type)
+		bad("type", "must be %q, not %q", Batch, s.Type)
 	}
 	if s.Instances < 1 || s.Instances > MaxInstances {
 		bad("instances", "must be between 1 and %d, not %d", MaxInstances, s.Instances)

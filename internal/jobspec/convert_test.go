@@ -50,7 +50,7 @@ func TestFormatRoundTrip(t *testing.T) {
 		{name: "defaults", spec: newSpec()},
 		{name: "every field", spec: job.Spec{
 			Key:       job.Key{Role: "etl", Env: "prod", Name: "nightly.load-2"},
-			Type:      job.Service,
+			Type:      job.Batch,
 			Instances: 12,
 			Priority:  900,
 			Task: job.TaskSpec{

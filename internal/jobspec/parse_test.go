@@ -126,13 +126,12 @@ func TestParse(t *testing.T) {
 - job: a/b/c
   task: {command: ["true"]}
 - job: a/b/d
-  type: service
+  type: batch
   priority: 7
   task: {command: [sleep, "10"], kill_grace: 0s}
 `,
 			want: []job.Spec{newSpec(), newSpec(func(s *job.Spec) {
 				s.Key.Name = "d"
-				s.Type = job.Service
 				s.Priority = 7
 				s.Task.Command = []string{"sleep", "10"}
 				s.Task.KillGrace = 0
@@ -386,7 +385,7 @@ retry: {attempts: 101, backoff: 1y}
 `,
 			want: []string{
 				`job: "a/b": must be ROLE/ENV/NAME (line 1)`,
-				`type: must be "batch" or "service", not "cron" (line 2)`,
+				`type: must be "batch", not "cron" (line 2)`,
 				`instances: must be between 1 and 10000, not 0 (line 3)`,
 				`task.command: must name a program to run (line 5)`,
 				`task.timeout: "30x" is not a duration: write it like 30s, 5m or 1h30m (line 6)`,
