@@ -65,6 +65,9 @@ const (
 	stopTimeout = 30 * time.Second
 	// waitTimeout bounds waitstate, waittask, waitevent and taskprocs.
 	waitTimeout = 30 * time.Second
+	// runTimeout bounds the whole run of the scripts, which normally
+	// takes seconds.
+	runTimeout = 3 * time.Minute
 	// pollEvery is the step of the bounded polls that have no event to
 	// wait on (processes, the start of a cluster).
 	pollEvery = 50 * time.Millisecond
@@ -107,8 +110,15 @@ func TestScript(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A hung command (a job run --wait that never ends) fails the run
+	// after runTimeout rather than at go test's own timeout.
+	deadline := time.Now().Add(runTimeout)
+	if d, ok := t.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	testscript.Run(t, testscript.Params{
 		Dir:                 filepath.Join("testdata", "script"),
+		Deadline:            deadline,
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		Setup: func(env *testscript.Env) error {
