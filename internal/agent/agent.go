@@ -251,7 +251,7 @@ func (a *Agent) apply(ctx context.Context, resp api.SyncResponse) {
 	}
 	a.mu.Unlock()
 	for _, t := range kills {
-		t.kill()
+		t.kill(true)
 	}
 	// Register every new task as STARTING now, so the next report holds
 	// it, then start the processes in parallel (bounded): a fork and exec
@@ -353,7 +353,7 @@ func (a *Agent) shutdown() error {
 	}
 	a.mu.Unlock()
 	for _, t := range ts {
-		t.kill()
+		t.kill(false)
 	}
 	a.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -214,5 +213,5 @@ retry: {attempts: 0}
 	j, err := b.client.GetJob(context.Background(), "t/dev/long")
 	require.NoError(t, err)
 	require.Equal(t, "KILLED", j.State)
-	require.True(t, strings.HasPrefix(j.Tasks[0].Message, "killed"), j.Tasks[0].Message)
+	require.Equal(t, "killed: the agent on node node-1 stopped", j.Tasks[0].Message)
 }

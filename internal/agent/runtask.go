@@ -20,11 +20,12 @@ const (
 
 // runTask is one task the agent holds.
 type runTask struct {
-	agent  *Agent
-	as     api.Assignment
-	handle *execdriver.Handle // nil if it never started
-	status api.TaskStatus     // guarded by agent.mu
-	killed bool               // a kill order arrived; guarded by agent.mu
+	agent   *Agent
+	as      api.Assignment
+	handle  *execdriver.Handle // nil if it never started
+	status  api.TaskStatus     // guarded by agent.mu
+	killed  bool               // the task is being stopped; guarded by agent.mu
+	ordered bool               // the server ordered the stop; guarded by agent.mu
 	// shipped is how far each stream has been uploaded.
 	shipped [2]int64
 }
@@ -36,9 +37,12 @@ func (t *runTask) setStatus(f func(*api.TaskStatus)) {
 	t.agent.changed()
 }
 
-func (t *runTask) kill() {
+// kill stops the task; ordered says the server asked (otherwise the agent
+// is stopping).
+func (t *runTask) kill(ordered bool) {
 	t.agent.mu.Lock()
 	t.killed = true
+	t.ordered = t.ordered || ordered
 	h := t.handle
 	t.agent.mu.Unlock()
 	if h != nil {
@@ -90,6 +94,9 @@ func (t *runTask) watch(ctx context.Context) {
 			st.State, st.Reason = string(task.Failed), string(event.Timeout)
 		case killed || res.Reason == execdriver.ReasonKilled:
 			st.State, st.Reason = string(task.Killed), string(event.Killed)
+			if !t.ordered {
+				st.Message = "killed: the agent on node " + t.agent.cfg.Name + " stopped"
+			}
 		case res.ExitCode == 0 && res.Signal == "":
 			st.State, st.Reason = string(task.Succeeded), string(event.Exited)
 		default:

@@ -128,3 +128,20 @@ func decodeJSON(r *http.Request, v any) error {
 	}
 	return nil
 }
+
+// notFoundError says plainly that an object does not exist ("job a/b/c
+// not found") instead of the store's wording.
+type notFoundError struct{ what string }
+
+func (e *notFoundError) Error() string { return e.what + " not found" }
+
+func (e *notFoundError) Unwrap() error { return store.ErrNotFound }
+
+// notFound turns a store's not-found error about what into a
+// [notFoundError]; other errors pass through.
+func notFound(what string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &notFoundError{what: what}
+	}
+	return err
+}

@@ -87,7 +87,7 @@ func pathKey(r *http.Request) (job.Key, error) {
 func (s *Server) loadJob(ctx context.Context, rd store.Reader, key job.Key, withSpec bool) (api.Job, error) {
 	j, err := rd.GetJob(ctx, key)
 	if err != nil {
-		return api.Job{}, fmt.Errorf("job %s: %w", key, err)
+		return api.Job{}, notFound("job "+key.String(), err)
 	}
 	v, err := rd.GetJobVersion(ctx, key, j.Version)
 	if err != nil {
@@ -245,7 +245,7 @@ func (s *Server) killJob(w http.ResponseWriter, r *http.Request) (int, any, erro
 	}
 	ids, err := s.sched.Kill(r.Context(), key, req.Instances)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, notFound("job "+key.String(), err)
 	}
 	if ids == nil {
 		ids = []string{}
@@ -261,7 +261,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) (int, any, er
 	return s.events(r, store.EventFilter{Job: key.String()}, func(rd store.Reader) error {
 		_, err := rd.GetJob(r.Context(), key)
 		if err != nil {
-			return fmt.Errorf("job %s: %w", key, err)
+			return notFound("job "+key.String(), err)
 		}
 		return nil
 	})
@@ -316,7 +316,7 @@ func (s *Server) lookupTask(ctx context.Context, id string) (task.Task, error) {
 		return err
 	})
 	if err != nil {
-		return task.Task{}, fmt.Errorf("task %s: %w", id, err)
+		return task.Task{}, notFound("task "+id, err)
 	}
 	return t, nil
 }
