@@ -20,6 +20,7 @@ func newAgentCmd() *cobra.Command {
 		caps                                    []string
 		cpu                                     int64
 		parentPID                               int
+		syncWait, stopAfter                     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -51,6 +52,7 @@ can ask for. On SIGTERM it kills its tasks and reports them before exiting.`,
 			a, err := agent.New(agent.Config{
 				Client: c, DataDir: data, Name: name, Capabilities: capabilities,
 				CPU: cpu, Memory: mem, Logger: newLogger(logLevel), Version: version,
+				SyncWait: syncWait, StopAfter: stopAfter,
 			})
 			if err != nil {
 				return err
@@ -69,6 +71,8 @@ can ask for. On SIGTERM it kills its tasks and reports them before exiting.`,
 	cmd.Flags().Int64Var(&cpu, "cpu", 0, "millicores offered to tasks (default: all cores)")
 	cmd.Flags().StringVar(&memory, "memory", "", "memory offered to tasks, e.g. 4GiB (default: all)")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().DurationVar(&syncWait, "sync-interval", agent.DefaultSyncWait, "heartbeat: the longest the agent goes between syncs (the server holds an idle sync this long)")
+	cmd.Flags().DurationVar(&stopAfter, "stop-after", agent.DefaultStopAfter, "cut off from the server this long, the agent kills its tasks (the server has rescheduled them)")
 	cmd.Flags().IntVar(&parentPID, "parent-pid", 0, "stop when this process is no longer the parent (set by 'drover dev')")
 	_ = cmd.Flags().MarkHidden("parent-pid")
 	return cmd

@@ -113,7 +113,7 @@ func benchCluster(ctx context.Context, n, nodes int, cpu int64, argv []string, k
 	if err != nil {
 		return benchResult{}, err
 	}
-	agents, err := startLocalAgents(dir, rs.url, nodes, "error")
+	agents, err := startLocalAgents(dir, rs.url, nodes, localAgentOpts{logLevel: "error"})
 	if err != nil {
 		cancel()
 		_ = rs.wait()

@@ -16,11 +16,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drover-dev/drover/examples"
+	"github.com/drover-dev/drover/internal/agent"
 	"github.com/drover-dev/drover/internal/client"
 )
 
 func newDevCmd() *cobra.Command {
 	var opts serverOpts
+	var agentOpts localAgentOpts
 	var nodes int
 	var demo bool
 	cmd := &cobra.Command{
@@ -51,7 +53,8 @@ what each instance wrote.`,
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "drover dev: server and web page at %s (data in %s)\n", rs.url, opts.data)
-			agents, err := startLocalAgents(opts.data, rs.url, nodes, opts.logLevel)
+			agentOpts.logLevel = opts.logLevel
+			agents, err := startLocalAgents(opts.data, rs.url, nodes, agentOpts)
 			if err != nil {
 				stopServer()
 				_ = rs.wait()
@@ -85,6 +88,9 @@ what each instance wrote.`,
 	cmd.Flags().StringVar(&opts.logLevel, "log-level", "warn", "debug, info, warn or error")
 	cmd.Flags().IntVar(&nodes, "nodes", 2, "number of local agents")
 	cmd.Flags().BoolVar(&demo, "demo", false, "run examples/hello.yaml once the cluster is up")
+	opts.registerLiveness(cmd)
+	cmd.Flags().DurationVar(&agentOpts.syncInterval, "sync-interval", agent.DefaultSyncWait, "the agents' heartbeat interval")
+	cmd.Flags().DurationVar(&agentOpts.stopAfter, "stop-after", agent.DefaultStopAfter, "the agents' stop_after: cut off this long, they kill their tasks")
 	return cmd
 }
 
@@ -94,7 +100,13 @@ type localAgents struct {
 	exited chan error
 }
 
-func startLocalAgents(data, serverURL string, n int, logLevel string) (*localAgents, error) {
+// localAgentOpts are the agent flags 'drover dev' passes on.
+type localAgentOpts struct {
+	logLevel                string
+	syncInterval, stopAfter time.Duration
+}
+
+func startLocalAgents(data, serverURL string, n int, o localAgentOpts) (*localAgents, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own binary: %w", err)
@@ -112,8 +124,15 @@ func startLocalAgents(data, serverURL string, n int, logLevel string) (*localAge
 			la.stop(5 * time.Second)
 			return nil, err
 		}
-		c := exec.Command(self, "agent", "--server", serverURL, "--data", dir, "--name", name,
-			"--log-level", logLevel, "--parent-pid", strconv.Itoa(os.Getpid()))
+		args := []string{"agent", "--server", serverURL, "--data", dir, "--name", name,
+			"--log-level", o.logLevel, "--parent-pid", strconv.Itoa(os.Getpid())}
+		if o.syncInterval > 0 {
+			args = append(args, "--sync-interval", o.syncInterval.String())
+		}
+		if o.stopAfter > 0 {
+			args = append(args, "--stop-after", o.stopAfter.String())
+		}
+		c := exec.Command(self, args...)
 		c.Stdout, c.Stderr = logf, logf
 		// The agent stops if this process dies, even by SIGKILL: the
 		// kernel sends it SIGTERM (and the agent watches its parent too,

@@ -11,7 +11,7 @@ import (
 
 func newNodeCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Inspect nodes"}
-	cmd.AddCommand(newNodeListCmd())
+	cmd.AddCommand(newNodeListCmd(), newNodeDrainCmd(true), newNodeDrainCmd(false))
 	return cmd
 }
 
@@ -67,4 +67,31 @@ func sizeText(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func newNodeDrainCmd(drain bool) *cobra.Command {
+	var f clientFlags
+	use, short := "undrain NODE", "Let a DRAINING node take new work again"
+	if drain {
+		use, short = "drain NODE", "Stop new work going to a node; its running tasks finish"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			n, err := c.DrainNode(cmd.Context(), args[0], drain)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "node %s is %s (%d tasks running)\n", clean(n.Name), n.State, n.Tasks)
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	return cmd
 }

@@ -52,11 +52,20 @@ upload under --data, and answers the HTTP API, the web page and /health on
 	cmd.Flags().StringVar(&opts.data, "data", defaultDataDir("server"), "directory for the store and task logs")
 	cmd.Flags().StringVar(&opts.listen, "listen", defaultListen, "HOST:PORT to serve HTTP on")
 	cmd.Flags().StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
+	opts.registerLiveness(cmd)
 	return cmd
 }
 
 type serverOpts struct {
-	data, listen, logLevel string
+	data, listen, logLevel  string
+	nodeGrace, startTimeout time.Duration
+}
+
+func (o *serverOpts) registerLiveness(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&o.nodeGrace, "node-grace", scheduler.DefaultNodeGrace,
+		"how long a node may miss syncs before it is DOWN and its tasks rescheduled; also the reconnection window after a restart")
+	cmd.Flags().DurationVar(&o.startTimeout, "start-timeout", scheduler.DefaultStartTimeout,
+		"how long a task may stay ASSIGNED or STARTING before it is LOST and rescheduled")
 }
 
 // runningServer is a started server; wait blocks until it has stopped.
@@ -78,7 +87,7 @@ func startServer(ctx context.Context, opts serverOpts, logger *slog.Logger) (*ru
 	if err != nil {
 		return nil, err
 	}
-	sched, err := scheduler.New(scheduler.Config{Store: db, Logger: logger})
+	sched, err := scheduler.New(scheduler.Config{Store: db, Logger: logger, NodeGrace: opts.nodeGrace, StartTimeout: opts.startTimeout})
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -40,6 +40,10 @@ const (
 	// DefaultSyncWait is how long the server may hold an idle sync, and so
 	// the heartbeat interval of an idle agent.
 	DefaultSyncWait = 5 * time.Second
+	// DefaultStopAfter is how long an agent cut off from the server keeps
+	// its tasks running. It must be longer than the server's node grace,
+	// so a short outage costs nothing.
+	DefaultStopAfter = 60 * time.Second
 	// recentFor is how long the agent remembers a finished task's ID, so a
 	// late copy of its assignment never runs it twice.
 	recentFor = 10 * time.Minute
@@ -57,9 +61,12 @@ type Config struct {
 	// machine's.
 	CPU, Memory int64
 	SyncWait    time.Duration
-	Log         tasklog.Config
-	Logger      *slog.Logger
-	Version     string
+	// StopAfter is how long the agent keeps its tasks running while it
+	// cannot reach the server; then it kills them.
+	StopAfter time.Duration
+	Log       tasklog.Config
+	Logger    *slog.Logger
+	Version   string
 }
 
 // Agent runs tasks on one node.
@@ -97,6 +104,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.SyncWait == 0 {
 		cfg.SyncWait = DefaultSyncWait
 	}
+	if cfg.StopAfter == 0 {
+		cfg.StopAfter = DefaultStopAfter
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -133,8 +143,11 @@ func New(cfg Config) (*Agent, error) {
 // reports them before returning.
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.InfoContext(ctx, "agent started", "server", a.cfg.Client.Addr(), "cpu", a.cfg.CPU, "memory", a.cfg.Memory)
+	a.reapLeftovers(ctx)
 	backoff := 100 * time.Millisecond
 	failing := false
+	lastOK := time.Now()
+	stopped := false // tasks were killed for stop_after in this outage
 	for ctx.Err() == nil {
 		resp, err := a.syncOnce(ctx)
 		if err != nil {
@@ -147,6 +160,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			if !failing {
 				a.log.WarnContext(ctx, "sync failed; retrying", "err", err)
 				failing = true
+			}
+			// Fencing from this side: cut off from the server for longer
+			// than stop_after, the agent kills its own tasks, since the
+			// server has rescheduled them elsewhere by now.
+			if !stopped && time.Since(lastOK) > a.cfg.StopAfter {
+				stopped = true
+				a.stopAll(fmt.Sprintf("the agent lost the server for more than %s (stop_after)", a.cfg.StopAfter))
 			}
 			// Jittered backoff, so a fleet does not hammer a server
 			// that is coming back.
@@ -162,6 +182,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.InfoContext(ctx, "sync works again")
 			failing = false
 		}
+		lastOK, stopped = time.Now(), false
 		backoff = 100 * time.Millisecond
 		a.apply(ctx, resp)
 	}
@@ -251,7 +272,7 @@ func (a *Agent) apply(ctx context.Context, resp api.SyncResponse) {
 	}
 	a.mu.Unlock()
 	for _, t := range kills {
-		t.kill(true)
+		t.kill(killOrdered)
 	}
 	// Register every new task as STARTING now, so the next report holds
 	// it, then start the processes in parallel (bounded): a fork and exec
@@ -344,6 +365,50 @@ func (a *Agent) start(ctx context.Context, t *runTask) {
 	}()
 }
 
+// reapLeftovers kills what tasks of an earlier life of this agent left
+// running (the agent was killed or crashed; its tasks were not its
+// children any more) and reports each as LOST, so the server reschedules
+// it. Re-attaching instead would need the output pipes, which died with
+// the old agent; a task that can no longer write its output is better
+// run again elsewhere.
+func (a *Agent) reapLeftovers(ctx context.Context) {
+	found, err := execdriver.ReapLeftovers(filepath.Join(a.cfg.DataDir, "tasks"))
+	if err != nil {
+		a.log.WarnContext(ctx, "could not look for tasks of an earlier agent", "err", err)
+		return
+	}
+	now := time.Now().UTC()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, lo := range found {
+		msg := "the agent restarted; the task's process had already ended, its end unseen"
+		if lo.Alive {
+			msg = "the agent restarted and killed the task's processes, which it could no longer watch"
+		}
+		a.tasks[id] = &runTask{agent: a, as: api.Assignment{TaskID: id}, status: api.TaskStatus{
+			TaskID: id, State: string(task.Lost), Reason: string(event.AgentRestarted), Message: msg, FinishedAt: &now,
+		}}
+		a.log.InfoContext(ctx, "task of an earlier agent", "task", id, "alive", lo.Alive)
+	}
+	if len(found) > 0 {
+		a.dirty = true
+	}
+}
+
+// stopAll kills every task the agent holds, saying why.
+func (a *Agent) stopAll(why string) {
+	a.mu.Lock()
+	ts := make([]*runTask, 0, len(a.tasks))
+	for _, t := range a.tasks {
+		ts = append(ts, t)
+	}
+	a.mu.Unlock()
+	a.log.Warn("killing every task", "why", why, "tasks", len(ts))
+	for _, t := range ts {
+		t.kill(why)
+	}
+}
+
 // shutdown kills every task, waits for them, and reports their end.
 func (a *Agent) shutdown() error {
 	a.mu.Lock()
@@ -353,7 +418,7 @@ func (a *Agent) shutdown() error {
 	}
 	a.mu.Unlock()
 	for _, t := range ts {
-		t.kill(false)
+		t.kill("")
 	}
 	a.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

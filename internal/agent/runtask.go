@@ -20,12 +20,12 @@ const (
 
 // runTask is one task the agent holds.
 type runTask struct {
-	agent   *Agent
-	as      api.Assignment
-	handle  *execdriver.Handle // nil if it never started
-	status  api.TaskStatus     // guarded by agent.mu
-	killed  bool               // the task is being stopped; guarded by agent.mu
-	ordered bool               // the server ordered the stop; guarded by agent.mu
+	agent  *Agent
+	as     api.Assignment
+	handle *execdriver.Handle // nil if it never started
+	status api.TaskStatus     // guarded by agent.mu
+	killed bool               // the task is being stopped; guarded by agent.mu
+	why    string             // why it is stopped: killOrdered, or the agent's reason; guarded by agent.mu
 	// shipped is how far each stream has been uploaded.
 	shipped [2]int64
 }
@@ -37,12 +37,17 @@ func (t *runTask) setStatus(f func(*api.TaskStatus)) {
 	t.agent.changed()
 }
 
-// kill stops the task; ordered says the server asked (otherwise the agent
-// is stopping).
-func (t *runTask) kill(ordered bool) {
+// killOrdered is the why of a kill the server ordered.
+const killOrdered = "ordered"
+
+// kill stops the task. why is [killOrdered], or says why the agent stops
+// it on its own ("" when the agent itself is stopping).
+func (t *runTask) kill(why string) {
 	t.agent.mu.Lock()
 	t.killed = true
-	t.ordered = t.ordered || ordered
+	if t.why != killOrdered {
+		t.why = why
+	}
 	h := t.handle
 	t.agent.mu.Unlock()
 	if h != nil {
@@ -94,8 +99,14 @@ func (t *runTask) watch(ctx context.Context) {
 			st.State, st.Reason = string(task.Failed), string(event.Timeout)
 		case killed || res.Reason == execdriver.ReasonKilled:
 			st.State, st.Reason = string(task.Killed), string(event.Killed)
-			if !t.ordered {
+			switch t.why {
+			case killOrdered:
+			case "":
 				st.Message = "killed: the agent on node " + t.agent.cfg.Name + " stopped"
+			default:
+				// Not the job's doing nor a user's: the fleet's, so LOST
+				// (rescheduled within the job's budget).
+				st.State, st.Reason, st.Message = string(task.Lost), string(event.AgentStopped), "killed: "+t.why
 			}
 		case res.ExitCode == 0 && res.Signal == "":
 			st.State, st.Reason = string(task.Succeeded), string(event.Exited)

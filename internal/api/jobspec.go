@@ -11,6 +11,7 @@ type JobSpec struct {
 	Task        TaskSpec         `yaml:"task" json:"task"`
 	Constraints []ConstraintSpec `yaml:"constraints,omitempty" json:"constraints,omitempty"`
 	Retry       *RetrySpec       `yaml:"retry,omitempty" json:"retry,omitempty"`
+	Reschedule  *RescheduleSpec  `yaml:"reschedule,omitempty" json:"reschedule,omitempty"`
 }
 
 // TaskSpec is the task part of a job document.
@@ -39,4 +40,10 @@ type ConstraintSpec struct {
 type RetrySpec struct {
 	Attempts *int   `yaml:"attempts,omitempty" json:"attempts,omitempty"`
 	Backoff  string `yaml:"backoff,omitempty" json:"backoff,omitempty"`
+}
+
+// RescheduleSpec is the budget for the fleet's failures (LOST tasks).
+type RescheduleSpec struct {
+	Attempts *int   `yaml:"attempts,omitempty" json:"attempts,omitempty"`
+	Delay    string `yaml:"delay,omitempty" json:"delay,omitempty"`
 }

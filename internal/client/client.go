@@ -253,6 +253,17 @@ func (c *Client) ListNodes(ctx context.Context) ([]api.Node, error) {
 	return out, c.getJSON(ctx, "/v1/nodes", &out)
 }
 
+// DrainNode stops new work going to a node (drain true) or lets it take
+// work again (drain false), and returns the node.
+func (c *Client) DrainNode(ctx context.Context, name string, drain bool) (api.Node, error) {
+	verb := "undrain"
+	if drain {
+		verb = "drain"
+	}
+	var out api.Node
+	return out, c.postJSON(ctx, "/v1/nodes/"+url.PathEscape(name)+"/"+verb, struct{}{}, &out)
+}
+
 // Sync is the agent's call; see [api.SyncRequest].
 func (c *Client) Sync(ctx context.Context, req api.SyncRequest) (api.SyncResponse, error) {
 	var out api.SyncResponse

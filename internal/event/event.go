@@ -24,19 +24,24 @@ type Reason string
 
 // Reasons of task transitions.
 const (
-	Submitted     Reason = "submitted"      // a new job version created the task
-	Retry         Reason = "retry"          // a FAILED task's instance got a new task
-	Placed        Reason = "placed"         // the scheduler chose a node
-	Unplaceable   Reason = "unplaceable"    // no node can take the task now (message says why)
-	AgentStart    Reason = "agent_start"    // the agent began starting the process
-	Started       Reason = "started"        // the process is running
-	Exited        Reason = "exited"         // the process exited (code in the message)
-	StartFailed   Reason = "start_failed"   // the command could not be started
-	SandboxFailed Reason = "sandbox_failed" // the node could not prepare the task's sandbox
-	Timeout       Reason = "timeout"        // the task outlived task.timeout
-	KillRequest   Reason = "kill_requested" // a user asked to kill it
-	Killed        Reason = "killed"         // the agent stopped it on request
-	AgentLost     Reason = "agent_lost"     // the agent no longer has the task
+	Submitted      Reason = "submitted"       // a new job version created the task
+	Retry          Reason = "retry"           // a FAILED task's instance got a new task
+	Reschedule     Reason = "reschedule"      // a LOST task's instance got a new task
+	Placed         Reason = "placed"          // the scheduler chose a node
+	Unplaceable    Reason = "unplaceable"     // no node can take the task now (message says why)
+	AgentStart     Reason = "agent_start"     // the agent began starting the process
+	Started        Reason = "started"         // the process is running
+	Exited         Reason = "exited"          // the process exited (code in the message)
+	StartFailed    Reason = "start_failed"    // the command could not be started
+	SandboxFailed  Reason = "sandbox_failed"  // the node could not prepare the task's sandbox
+	Timeout        Reason = "timeout"         // the task outlived task.timeout
+	KillRequest    Reason = "kill_requested"  // a user asked to kill it
+	Killed         Reason = "killed"          // the agent stopped it on request
+	AgentLost      Reason = "agent_lost"      // the agent no longer has the task
+	NodeDown       Reason = "node_down"       // the task's node missed its heartbeats (also the node's event)
+	StartTimeout   Reason = "start_timeout"   // the task stayed ASSIGNED or STARTING too long
+	AgentRestarted Reason = "agent_restarted" // the agent restarted and killed what the task left
+	AgentStopped   Reason = "agent_stopped"   // the agent lost the server past stop_after and killed it
 )
 
 // Reasons of job and node events.
@@ -45,4 +50,6 @@ const (
 	JobFinished    Reason = "job_finished"
 	NodeRegistered Reason = "node_registered"
 	NodeReturned   Reason = "node_returned"
+	NodeDrain      Reason = "node_drain"
+	NodeUndrain    Reason = "node_undrain"
 )

@@ -64,9 +64,13 @@ const (
 	DefaultRetryAttempts = 3        // see RELIABILITY.md defaults
 	DefaultRetryBackoff  = 10 * time.Second
 	DefaultKillGrace     = 5 * time.Second
-	MaxInstances         = 10000
-	MaxRetryAttempts     = 100
-	MaxBackoff           = 10 * time.Minute
+	// DefaultRescheduleAttempts and DefaultRescheduleDelay are the budget
+	// for the fleet's failures (LOST) when a job names none.
+	DefaultRescheduleAttempts = 3
+	DefaultRescheduleDelay    = 5 * time.Second
+	MaxInstances              = 10000
+	MaxRetryAttempts          = 100
+	MaxBackoff                = 10 * time.Minute
 )
 
 // Spec is the fully resolved specification of one job version. It is
@@ -79,6 +83,7 @@ type Spec struct {
 	Task        TaskSpec     `json:"task"`
 	Constraints []Constraint `json:"constraints,omitempty"`
 	Retry       Retry        `json:"retry"`
+	Reschedule  Reschedule   `json:"reschedule"`
 }
 
 // TaskSpec is what each task of the job runs.
@@ -151,6 +156,14 @@ func (r Retry) Delay(n int) time.Duration {
 		d *= 2
 	}
 	return min(d, MaxBackoff)
+}
+
+// Reschedule is the budget for the fleet's failures (a LOST task: its node
+// went down, its agent lost it, it never started in time). It is counted
+// apart from [Retry]: a dead machine is no fault of the job.
+type Reschedule struct {
+	Attempts int           `json:"attempts"`
+	Delay    time.Duration `json:"delay"`
 }
 
 // FieldError is a problem with one field of a spec, named by its path in the
@@ -236,6 +249,12 @@ func (s *Spec) Validate() error {
 	}
 	if s.Retry.Backoff < 0 || s.Retry.Backoff > MaxBackoff {
 		bad("retry.backoff", "must be between 0s and %s", MaxBackoff)
+	}
+	if s.Reschedule.Attempts < 0 || s.Reschedule.Attempts > MaxRetryAttempts {
+		bad("reschedule.attempts", "must be between 0 and %d, not %d", MaxRetryAttempts, s.Reschedule.Attempts)
+	}
+	if s.Reschedule.Delay < 0 || s.Reschedule.Delay > MaxBackoff {
+		bad("reschedule.delay", "must be between 0s and %s", MaxBackoff)
 	}
 	return errors.Join(errs...)
 }

@@ -44,7 +44,8 @@ func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
 			KillGrace: duration("task.kill_grace", in.Task.KillGrace, job.DefaultKillGrace),
 			Resources: job.Resources{CPU: job.DefaultCPU, Memory: job.DefaultMemory},
 		},
-		Retry: job.Retry{Attempts: job.DefaultRetryAttempts, Backoff: job.DefaultRetryBackoff},
+		Retry:      job.Retry{Attempts: job.DefaultRetryAttempts, Backoff: job.DefaultRetryBackoff},
+		Reschedule: job.Reschedule{Attempts: job.DefaultRescheduleAttempts, Delay: job.DefaultRescheduleDelay},
 	}
 	switch k, err := job.ParseKey(in.Job); {
 	case in.Job == "":
@@ -88,6 +89,12 @@ func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
 			s.Retry.Attempts = *r.Attempts
 		}
 		s.Retry.Backoff = duration("retry.backoff", r.Backoff, job.DefaultRetryBackoff)
+	}
+	if r := in.Reschedule; r != nil {
+		if r.Attempts != nil {
+			s.Reschedule.Attempts = *r.Attempts
+		}
+		s.Reschedule.Delay = duration("reschedule.delay", r.Delay, job.DefaultRescheduleDelay)
 	}
 
 	// Specs travel as JSON, which cannot carry bytes that are not UTF-8, and
@@ -149,7 +156,7 @@ func unjoin(err error) []error {
 // default is written out, so the document means the same spec even if the
 // defaults change. [Parse] reads the document back into s.
 func Format(s job.Spec) api.JobSpec {
-	instances, cpu, attempts := s.Instances, s.Task.Resources.CPU, s.Retry.Attempts
+	instances, cpu, attempts, reschedules := s.Instances, s.Task.Resources.CPU, s.Retry.Attempts, s.Reschedule.Attempts
 	out := api.JobSpec{
 		Job:       s.Key.String(),
 		Type:      string(s.Type),
@@ -161,7 +168,8 @@ func Format(s job.Spec) api.JobSpec {
 			KillGrace: s.Task.KillGrace.String(),
 			Resources: &api.ResourcesSpec{CPU: &cpu, Memory: formatSize(s.Task.Resources.Memory)},
 		},
-		Retry: &api.RetrySpec{Attempts: &attempts, Backoff: s.Retry.Backoff.String()},
+		Retry:      &api.RetrySpec{Attempts: &attempts, Backoff: s.Retry.Backoff.String()},
+		Reschedule: &api.RescheduleSpec{Attempts: &reschedules, Delay: s.Reschedule.Delay.String()},
 	}
 	if s.Task.Timeout != 0 { // no timeout is written as none
 		out.Task.Timeout = s.Task.Timeout.String()

@@ -23,7 +23,7 @@ func TestFormat(t *testing.T) {
 		s.Task.Resources.Memory = 1 << 30
 		s.Constraints = []job.Constraint{{Attribute: "os", Operator: job.OpNotEqual, Value: "windows"}}
 	})
-	three, cpu, attempts := 3, int64(job.DefaultCPU), job.DefaultRetryAttempts
+	three, cpu, attempts, reschedules := 3, int64(job.DefaultCPU), job.DefaultRetryAttempts, job.DefaultRescheduleAttempts
 	want := api.JobSpec{
 		Job:       "a/b/c",
 		Type:      "batch",
@@ -36,6 +36,7 @@ func TestFormat(t *testing.T) {
 		},
 		Constraints: []api.ConstraintSpec{{Attribute: "os", Operator: "!=", Value: "windows"}},
 		Retry:       &api.RetrySpec{Attempts: &attempts, Backoff: "10s"},
+		Reschedule:  &api.RescheduleSpec{Attempts: &reschedules, Delay: "5s"},
 	}
 	require.Empty(t, cmp.Diff(want, Format(spec)))
 }
@@ -64,7 +65,8 @@ func TestFormatRoundTrip(t *testing.T) {
 				{Attribute: "os", Operator: job.OpEqual, Value: "linux"},
 				{Attribute: "zone", Operator: job.OpNotEqual, Value: ""},
 			},
-			Retry: job.Retry{Attempts: 0, Backoff: 0},
+			Retry:      job.Retry{Attempts: 0, Backoff: 0},
+			Reschedule: job.Reschedule{Attempts: 7, Delay: 90 * time.Second},
 		}},
 		{name: "strings yaml writes as blocks", spec: newSpec(func(s *job.Spec) {
 			s.Task.Command = []string{"\n0", " hello\nworld", "  a\nb\n", "\n\n x", "x\n", "\n", "a\u2028 b", "x\u0085y"}

@@ -25,7 +25,8 @@ func newSpec(opts ...func(*job.Spec)) job.Spec {
 			KillGrace: job.DefaultKillGrace,
 			Resources: job.Resources{CPU: job.DefaultCPU, Memory: job.DefaultMemory},
 		},
-		Retry: job.Retry{Attempts: job.DefaultRetryAttempts, Backoff: job.DefaultRetryBackoff},
+		Retry:      job.Retry{Attempts: job.DefaultRetryAttempts, Backoff: job.DefaultRetryBackoff},
+		Reschedule: job.Reschedule{Attempts: job.DefaultRescheduleAttempts, Delay: job.DefaultRescheduleDelay},
 	}
 	for _, o := range opts {
 		o(&s)
@@ -69,6 +70,7 @@ func TestParseExample(t *testing.T) {
 		},
 		Constraints: []job.Constraint{{Attribute: "os", Operator: job.OpEqual, Value: "linux"}},
 		Retry:       job.Retry{Attempts: 2, Backoff: time.Second},
+		Reschedule:  job.Reschedule{Attempts: job.DefaultRescheduleAttempts, Delay: job.DefaultRescheduleDelay},
 	}}
 	require.Empty(t, cmp.Diff(want, got))
 }

@@ -18,6 +18,9 @@ type Snapshot struct {
 	Nodes []NodeCapacity
 	// Specs of the jobs of the pending tasks.
 	Specs map[VersionKey]job.Spec
+	// Avoid maps a task to a node it should go to only if no other node
+	// can take it: where its instance was just lost.
+	Avoid map[string]string
 }
 
 // NodeCapacity is a node and what its active tasks leave free.
@@ -73,7 +76,7 @@ func Place(s Snapshot) Plan {
 				full = append(full, n.Node.Name)
 				continue
 			}
-			if best < 0 || better(n, &nodes[best]) {
+			if best < 0 || better(n, &nodes[best], s.Avoid[t.ID]) {
 				best = i
 			}
 		}
@@ -88,7 +91,12 @@ func Place(s Snapshot) Plan {
 	return plan
 }
 
-func better(a, b *NodeCapacity) bool {
+// better reports whether a is a better home than b: not the node to
+// avoid, then more free cpu, then fewer tasks, then name order.
+func better(a, b *NodeCapacity, avoid string) bool {
+	if (a.Node.Name == avoid) != (b.Node.Name == avoid) {
+		return b.Node.Name == avoid
+	}
 	if a.Free.CPU != b.Free.CPU {
 		return a.Free.CPU > b.Free.CPU
 	}

@@ -54,6 +54,7 @@ func (s *Scheduler) PlaceOnce(ctx context.Context) (time.Time, error) {
 		}
 		snap.Pending = ts
 		snap.Specs = map[VersionKey]job.Spec{}
+		snap.Avoid = s.avoiding()
 		pending = make(map[string]task.Task, len(ts))
 		for _, t := range ts {
 			pending[t.ID] = t
@@ -87,6 +88,7 @@ func (s *Scheduler) PlaceOnce(ctx context.Context) (time.Time, error) {
 	}
 	for _, p := range plan.Placements {
 		delete(s.unplaceable, p.TaskID)
+		delete(s.avoid, p.TaskID)
 	}
 	s.mu.Unlock()
 	if len(plan.Placements) == 0 && len(notes) == 0 {

@@ -111,7 +111,7 @@ func TestPlaceOnceSkipsStaleNodes(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.sync(t, "n1")
-	b.clock.Advance(scheduler.DefaultNodeStale + time.Second)
+	b.clock.Advance(scheduler.DefaultNodeGrace + time.Second)
 	b.submit(t, newSpec(), "")
 
 	b.placeOnce(t)

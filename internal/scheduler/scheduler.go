@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/drover-dev/drover/internal/job"
@@ -23,9 +25,15 @@ import (
 
 // Defaults.
 const (
-	// DefaultNodeStale is how long after its last sync a node stops
-	// getting new work.
-	DefaultNodeStale = 45 * time.Second
+	// DefaultNodeGrace is how long a node may miss syncs before it is
+	// DOWN and its tasks LOST (agents sync at least every 5s).
+	DefaultNodeGrace = 15 * time.Second
+	// DefaultStartTimeout is how long a task may stay ASSIGNED or STARTING
+	// before it is LOST (start timeout) and rescheduled.
+	DefaultStartTimeout = 60 * time.Second
+	// livenessTick is how often node deadlines and the startup watchdog
+	// are checked.
+	livenessTick = time.Second
 	// idleRound is the longest the placement loop sleeps.
 	idleRound = 10 * time.Second
 	// maxPlacePerRound bounds one placement transaction.
@@ -34,20 +42,32 @@ const (
 
 // Config configures a [Scheduler]. Zero values mean defaults.
 type Config struct {
-	Store     store.Store
-	Clock     Clock
-	Logger    *slog.Logger
-	NodeStale time.Duration
+	Store  store.Store
+	Clock  Clock
+	Logger *slog.Logger
+	// NodeGrace is how long a node may miss syncs before it is DOWN.
+	NodeGrace time.Duration
+	// ReconnectWindow is how long after the scheduler starts no node is
+	// declared DOWN, so agents can reconnect to a restarted server
+	// before their tasks are judged lost. Default: NodeGrace.
+	ReconnectWindow time.Duration
+	// StartTimeout bounds ASSIGNED and STARTING.
+	StartTimeout time.Duration
 	// NewID makes task IDs; tests may fix it.
 	NewID func() string
 }
 
 // Scheduler places and tracks tasks. Create it with [New], then Start it.
 type Scheduler struct {
-	store     store.Store
-	clock     Clock
-	log       *slog.Logger
-	nodeStale time.Duration
+	store        store.Store
+	clock        Clock
+	log          *slog.Logger
+	nodeStale    time.Duration // = NodeGrace
+	startTimeout time.Duration
+	// downAfter is when the reconnection window after start ends.
+	downAfter time.Time
+	timedOut  atomic.Int64 // tasks LOST by the startup watchdog
+	nodesDown atomic.Int64 // nodes declared DOWN
 	newID     func() string
 
 	specMu sync.Mutex
@@ -60,9 +80,11 @@ type Scheduler struct {
 	changed     chan struct{}
 	unplaceable map[string]string // task → last reason recorded
 	lastSeq     map[string]uint64 // node → Seq of the last report applied
+	avoid       map[string]string // rescheduled task → node its instance was lost on
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // New returns a scheduler.
@@ -76,24 +98,36 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.NodeStale == 0 {
-		cfg.NodeStale = DefaultNodeStale
+	if cfg.NodeGrace == 0 {
+		cfg.NodeGrace = DefaultNodeGrace
+	}
+	if cfg.ReconnectWindow == 0 {
+		cfg.ReconnectWindow = cfg.NodeGrace
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	if cfg.NodeGrace < 0 || cfg.ReconnectWindow < 0 || cfg.StartTimeout < 0 {
+		return nil, errors.New("scheduler config: NodeGrace, ReconnectWindow and StartTimeout must not be negative")
 	}
 	if cfg.NewID == nil {
 		cfg.NewID = NewTaskID
 	}
 	return &Scheduler{
-		store:       cfg.Store,
-		clock:       cfg.Clock,
-		log:         cfg.Logger.With("component", "scheduler"),
-		nodeStale:   cfg.NodeStale,
-		newID:       cfg.NewID,
-		specs:       map[VersionKey]job.Spec{},
-		wake:        make(chan struct{}, 1),
-		nodeWake:    map[string]chan struct{}{},
-		changed:     make(chan struct{}),
-		unplaceable: map[string]string{},
-		lastSeq:     map[string]uint64{},
+		store:        cfg.Store,
+		clock:        cfg.Clock,
+		log:          cfg.Logger.With("component", "scheduler"),
+		nodeStale:    cfg.NodeGrace,
+		startTimeout: cfg.StartTimeout,
+		downAfter:    cfg.Clock.Now().Add(cfg.ReconnectWindow),
+		newID:        cfg.NewID,
+		specs:        map[VersionKey]job.Spec{},
+		wake:         make(chan struct{}, 1),
+		nodeWake:     map[string]chan struct{}{},
+		changed:      make(chan struct{}),
+		unplaceable:  map[string]string{},
+		lastSeq:      map[string]uint64{},
+		avoid:        map[string]string{},
 	}, nil
 }
 
@@ -110,9 +144,18 @@ func NewTaskID() string {
 func (s *Scheduler) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.done = make(chan struct{})
+	s.wg.Add(2)
 	go func() {
-		defer close(s.done)
+		defer s.wg.Done()
 		s.loop(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.livenessLoop(ctx)
+	}()
+	go func() {
+		s.wg.Wait()
+		close(s.done)
 	}()
 	s.Wake()
 }
@@ -230,3 +273,18 @@ func (e *ConflictError) Unwrap() error { return store.ErrConflict }
 func joinReasons(rs []string) string { return strings.Join(rs, "; ") }
 
 var _ = fmt.Sprintf
+
+// avoidNode records that a task should not go back to a node unless no
+// other can take it. The preference lives in memory only: after a restart
+// a rescheduled task may land anywhere.
+func (s *Scheduler) avoidNode(taskID, node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.avoid[taskID] = node
+}
+
+func (s *Scheduler) avoiding() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.avoid)
+}

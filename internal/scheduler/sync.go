@@ -67,9 +67,9 @@ func (s *Scheduler) Sync(ctx context.Context, r Report) (Orders, error) {
 		return s.PendingOrders(ctx, r)
 	}
 	var orders Orders
-	var freed bool
+	var freed, fenced bool
 	err := s.store.Update(ctx, func(tx store.Tx) error {
-		orders, freed = Orders{}, false
+		orders, freed, fenced = Orders{}, false, false
 		now := s.clock.Now()
 		joined, err := s.heartbeat(ctx, tx, r.Node, now)
 		if err != nil {
@@ -92,7 +92,9 @@ func (s *Scheduler) Sync(ctx context.Context, r Report) (Orders, error) {
 			reported[st.TaskID] = true
 			t, ok := byID[st.TaskID]
 			if !ok {
-				s.staleStatus(ctx, tx, r.Node.Name, st, &orders)
+				if s.staleStatus(ctx, tx, r.Node.Name, st, &orders) {
+					fenced = true
+				}
 				continue
 			}
 			if st.State == t.State {
@@ -161,14 +163,7 @@ func (s *Scheduler) Sync(ctx context.Context, r Report) (Orders, error) {
 				}
 				orders.Assign = append(orders.Assign, Assignment{Task: t, Spec: spec})
 			default:
-				ch, err := task.Move(t, task.Lost, now, event.AgentLost, fmt.Sprintf("the agent on node %s no longer has the task", r.Node.Name))
-				if err != nil {
-					return err
-				}
-				if err := s.apply(ctx, tx, ch); err != nil {
-					return err
-				}
-				if err := s.ended(ctx, tx, ch.Task, now); err != nil {
+				if err := s.lose(ctx, tx, t, now, event.AgentLost, fmt.Sprintf("the agent on node %s no longer has the task", r.Node.Name)); err != nil {
 					return err
 				}
 				touched[VersionKey{t.Job, t.JobVersion}] = true
@@ -184,6 +179,12 @@ func (s *Scheduler) Sync(ctx context.Context, r Report) (Orders, error) {
 	})
 	if err != nil {
 		return Orders{}, fmt.Errorf("sync node %s: %w", r.Node.Name, err)
+	}
+	if fenced {
+		// Fencing: a node that still runs tasks the server has given up
+		// on (it was DOWN, or cut off) first kills them; it gets new work
+		// in a later sync, once its report no longer holds them.
+		orders.Assign = nil
 	}
 	if freed || len(r.Statuses) > 0 {
 		s.broadcast()
@@ -208,8 +209,10 @@ func stepReason(to task.State, st Status) (event.Reason, string) {
 	return st.Reason, st.Message
 }
 
-// staleStatus answers a status for a task that is not active on the node.
-func (s *Scheduler) staleStatus(ctx context.Context, tx store.Tx, nodeName string, st Status, o *Orders) {
+// staleStatus answers a status for a task that is not active on the node:
+// an end state is acked, a live one is killed. It reports whether it
+// ordered a kill.
+func (s *Scheduler) staleStatus(ctx context.Context, tx store.Tx, nodeName string, st Status, o *Orders) bool {
 	t, err := tx.GetTask(ctx, st.TaskID)
 	switch {
 	case st.State.IsTerminal():
@@ -217,9 +220,12 @@ func (s *Scheduler) staleStatus(ctx context.Context, tx store.Tx, nodeName strin
 		o.Ack = append(o.Ack, st.TaskID)
 	case errors.Is(err, store.ErrNotFound) || (err == nil && t.Node != nodeName):
 		o.Kill = append(o.Kill, KillOrder{TaskID: st.TaskID, Reason: "the server has no such task on this node"})
+		return true
 	case err == nil:
 		o.Kill = append(o.Kill, KillOrder{TaskID: st.TaskID, Reason: fmt.Sprintf("the task is %s on the server", t.State)})
+		return true
 	}
+	return false
 }
 
 // ended handles a task that reached an end state: a FAILED task whose job
@@ -228,13 +234,17 @@ func (s *Scheduler) staleStatus(ctx context.Context, tx store.Tx, nodeName strin
 func (s *Scheduler) ended(ctx context.Context, tx store.Tx, t task.Task, now time.Time) error {
 	s.mu.Lock()
 	delete(s.unplaceable, t.ID)
+	delete(s.avoid, t.ID)
 	s.mu.Unlock()
-	if t.State != task.Failed || t.KillRequested {
+	if t.KillRequested || (t.State != task.Failed && t.State != task.Lost) {
 		return nil
 	}
 	spec, err := s.spec(ctx, tx, t.Job, t.JobVersion)
 	if err != nil {
 		return err
+	}
+	if t.State == task.Lost {
+		return s.reschedule(ctx, tx, t, spec, now)
 	}
 	if t.Retries >= spec.Retry.Attempts {
 		return tx.InsertEvents(ctx, event.Event{At: now, Job: t.Job.String(), TaskID: t.ID,
@@ -243,7 +253,7 @@ func (s *Scheduler) ended(ctx context.Context, tx store.Tx, t task.Task, now tim
 	delay := spec.Retry.Delay(t.Retries + 1)
 	next := task.Task{
 		ID: s.newID(), Job: t.Job, JobVersion: t.JobVersion, Instance: t.Instance, Attempt: t.Attempt + 1,
-		Retries: t.Retries + 1, State: task.Pending, Priority: t.Priority, Resources: t.Resources,
+		Retries: t.Retries + 1, Reschedules: t.Reschedules, State: task.Pending, Priority: t.Priority, Resources: t.Resources,
 		Reason: event.Retry, CreatedAt: now, NotBefore: now.Add(delay), UpdatedAt: now,
 	}
 	if err := tx.InsertTasks(ctx, next); err != nil {
@@ -252,6 +262,28 @@ func (s *Scheduler) ended(ctx context.Context, tx store.Tx, t task.Task, now tim
 	return tx.InsertEvents(ctx, event.Event{At: now, Job: t.Job.String(), TaskID: next.ID, To: string(task.Pending),
 		Reason: event.Retry, Message: fmt.Sprintf("instance %d attempt %d: retry %d of %d after %s, because task %s %s (%s)",
 			t.Instance, next.Attempt, next.Retries, spec.Retry.Attempts, delay, t.ID, t.State, t.Message)})
+}
+
+// reschedule gives a LOST task's instance a new task, elsewhere if it can
+// be, while the job's reschedule budget allows. The budget is apart from
+// retry: the fleet's failures do not use up the job's own.
+func (s *Scheduler) reschedule(ctx context.Context, tx store.Tx, t task.Task, spec job.Spec, now time.Time) error {
+	if t.Reschedules >= spec.Reschedule.Attempts {
+		return tx.InsertEvents(ctx, event.Event{At: now, Job: t.Job.String(), TaskID: t.ID,
+			Reason: event.Reschedule, Message: fmt.Sprintf("no reschedule left for instance %d (%d of %d used)", t.Instance, t.Reschedules, spec.Reschedule.Attempts)})
+	}
+	next := task.Task{
+		ID: s.newID(), Job: t.Job, JobVersion: t.JobVersion, Instance: t.Instance, Attempt: t.Attempt + 1,
+		Retries: t.Retries, Reschedules: t.Reschedules + 1, State: task.Pending, Priority: t.Priority, Resources: t.Resources,
+		Reason: event.Reschedule, CreatedAt: now, NotBefore: now.Add(spec.Reschedule.Delay), UpdatedAt: now,
+	}
+	if err := tx.InsertTasks(ctx, next); err != nil {
+		return err
+	}
+	s.avoidNode(next.ID, t.Node)
+	return tx.InsertEvents(ctx, event.Event{At: now, Job: t.Job.String(), TaskID: next.ID, To: string(task.Pending),
+		Reason: event.Reschedule, Message: fmt.Sprintf("instance %d attempt %d: reschedule %d of %d after %s, because task %s was LOST on node %s (%s)",
+			t.Instance, next.Attempt, next.Reschedules, spec.Reschedule.Attempts, spec.Reschedule.Delay, t.ID, t.Node, t.Message)})
 }
 
 // heartbeat records that a node synced. It reports whether the node joined

@@ -540,3 +540,44 @@ var (
 	_ = strings.TrimSpace
 	_ = event.Submitted
 )
+
+// drainNode drains (or undrains) a node and answers it.
+func (s *Server) drainNode(drain bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
+		name := r.PathValue("name")
+		if !job.ValidName(name) {
+			return 0, nil, badRequestf("node", "%q %s", name, job.NameRule)
+		}
+		if _, err := s.sched.Drain(r.Context(), name, drain); err != nil {
+			return 0, nil, notFound("node "+name, err)
+		}
+		var out api.Node
+		err := s.store.View(r.Context(), func(rd store.Reader) error {
+			n, err := rd.GetNode(r.Context(), name)
+			if err != nil {
+				return err
+			}
+			active, err := rd.ListTasks(r.Context(), store.TaskFilter{Node: name, States: []task.State{task.Assigned, task.Starting, task.Running}})
+			if err != nil {
+				return err
+			}
+			var used job.Resources
+			for _, t := range active {
+				used = used.Add(t.Resources)
+			}
+			out = toAPINode(n, used, len(active))
+			return nil
+		})
+		return http.StatusOK, out, err
+	}
+}
+
+// vars answers the server's counters as one JSON object, Aurora's /vars
+// in JSON.
+func (s *Server) vars(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	st := s.sched.Stats()
+	return http.StatusOK, map[string]int64{
+		"timed_out_tasks": st.TimedOutTasks,
+		"nodes_down":      st.NodesDown,
+	}, nil
+}

@@ -19,8 +19,10 @@ type Task struct {
 	Attempt int
 	// Retries counts earlier tasks of this instance that ended FAILED.
 	Retries int
-	State   State
-	Node    string // empty while PENDING
+	// Reschedules counts earlier tasks of this instance that ended LOST.
+	Reschedules int
+	State       State
+	Node        string // empty while PENDING
 	// KillRequested is desired state: a user asked to stop the task. The
 	// agent ends it and reports KILLED.
 	KillRequested bool

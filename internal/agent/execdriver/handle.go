@@ -49,6 +49,7 @@ type Handle struct {
 	timeout        time.Duration
 	killGrace      time.Duration
 	startedAt      time.Time
+	dir            string // the sandbox
 
 	kill     chan struct{}
 	killOnce sync.Once
@@ -151,9 +152,13 @@ func Start(cfg Config) (*Handle, error) {
 		timeout:   cfg.Timeout,
 		killGrace: cfg.KillGrace,
 		startedAt: startedAt,
+		dir:       dir,
 		kill:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	// Best effort: without it a restarted agent cannot find this task's
+	// processes, but the task runs all the same.
+	_ = writePidFile(dir, proc.Pid)
 	go h.supervise(outR, errR)
 	return h, nil
 }
@@ -297,6 +302,7 @@ wait:
 	_ = errR.Close()
 
 	state, waitErr := h.proc.Wait()
+	removePidFile(h.dir)
 	h.result = newResult(reason, h.timeout, state, waitErr, errors.Join(logErrs[:]...))
 	h.result.StartedAt = h.startedAt
 	h.result.FinishedAt = finishedAt

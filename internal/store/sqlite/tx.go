@@ -200,7 +200,7 @@ func (t *tx) InsertJobVersion(ctx context.Context, v job.Version) error {
 // ---- tasks
 
 const taskCols = `id, job_key, job_version, instance, attempt, retries, state, node, kill_requested, priority,
-	cpu, memory, exit_code, reason, message, created_at, not_before, updated_at, started_at, finished_at`
+	cpu, memory, exit_code, reason, message, created_at, not_before, updated_at, started_at, finished_at, reschedules`
 
 func scanTask(row interface{ Scan(...any) error }) (task.Task, error) {
 	var tk task.Task
@@ -210,7 +210,7 @@ func scanTask(row interface{ Scan(...any) error }) (task.Task, error) {
 	var started, finished sql.NullInt64
 	if err := row.Scan(&tk.ID, &key, &tk.JobVersion, &tk.Instance, &tk.Attempt, &tk.Retries, &state, &tk.Node,
 		&tk.KillRequested, &tk.Priority, &tk.Resources.CPU, &tk.Resources.Memory, &exit, &reason, &tk.Message,
-		&created, &notBefore, &updated, &started, &finished); err != nil {
+		&created, &notBefore, &updated, &started, &finished, &tk.Reschedules); err != nil {
 		return task.Task{}, translate(err)
 	}
 	k, err := job.ParseKey(key)
@@ -323,10 +323,10 @@ func exitArg(c *int) any {
 
 func (t *tx) InsertTasks(ctx context.Context, ts ...task.Task) error {
 	for _, tk := range ts {
-		_, err := t.exec(ctx, `INSERT INTO tasks (`+taskCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := t.exec(ctx, `INSERT INTO tasks (`+taskCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			tk.ID, tk.Job.String(), tk.JobVersion, tk.Instance, tk.Attempt, tk.Retries, string(tk.State), tk.Node,
 			tk.KillRequested, tk.Priority, tk.Resources.CPU, tk.Resources.Memory, exitArg(tk.ExitCode), string(tk.Reason), tk.Message,
-			ns(tk.CreatedAt), ns(tk.NotBefore), ns(tk.UpdatedAt), nsPtr(tk.StartedAt), nsPtr(tk.FinishedAt))
+			ns(tk.CreatedAt), ns(tk.NotBefore), ns(tk.UpdatedAt), nsPtr(tk.StartedAt), nsPtr(tk.FinishedAt), tk.Reschedules)
 		if err != nil {
 			return fmt.Errorf("insert task %s: %w", tk.ID, translate(err))
 		}

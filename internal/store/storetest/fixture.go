@@ -60,7 +60,8 @@ func NewSpec(opts ...func(*job.Spec)) job.Spec {
 			{Attribute: "os", Operator: job.OpEqual, Value: "linux"},
 			{Attribute: "drover.io/zone", Operator: job.OpNotEqual, Value: "eu-1a"},
 		},
-		Retry: job.Retry{Attempts: 5, Backoff: 30 * time.Second},
+		Retry:      job.Retry{Attempts: 5, Backoff: 30 * time.Second},
+		Reschedule: job.Reschedule{Attempts: 2, Delay: 7 * time.Second},
 	}
 	for _, o := range opts {
 		o(&s)

@@ -43,6 +43,7 @@ func testTaskRoundTrip(t *testing.T, s store.Store) {
 			tk.Instance = 41
 			tk.Attempt = 3
 			tk.Retries = 2
+			tk.Reschedules = 1
 			tk.State = task.Failed
 			tk.Node = "node-a.example"
 			tk.KillRequested = true
