@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -320,6 +321,20 @@ func (a *Agent) start(ctx context.Context, t *runTask) {
 	env["DROVER_TASK_ID"] = as.TaskID
 	env["DROVER_ATTEMPT"] = strconv.Itoa(as.Attempt)
 	env["DROVER_NODE"] = a.cfg.Name
+	ports, err := allocatePorts(as.Ports)
+	if err != nil {
+		now := time.Now().UTC()
+		t.setStatus(func(st *api.TaskStatus) {
+			st.State, st.Reason = string(task.Lost), string(event.SandboxFailed)
+			st.Message, st.FinishedAt = "allocate ports: "+err.Error(), &now
+		})
+		return
+	}
+	for name, p := range ports {
+		env["DROVER_PORT_"+strings.ToUpper(name)] = strconv.Itoa(p)
+	}
+	t.ports = ports
+	t.env = env
 	h, err := execdriver.Start(execdriver.Config{
 		Dir:       filepath.Join(a.cfg.DataDir, "tasks", as.TaskID),
 		Command:   as.Command,

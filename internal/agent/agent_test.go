@@ -5,8 +5,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +47,7 @@ func setup(t *testing.T) *bundle {
 	c, err := client.New(hs.URL, nil)
 	require.NoError(t, err)
 	a, err := agent.New(agent.Config{Client: c, DataDir: filepath.Join(dir, "agent"), Name: "node-1",
-		CPU: 2000, Memory: 1 << 30, SyncWait: time.Second, Logger: slog.New(slog.DiscardHandler)})
+		CPU: 2000, Memory: 1 << 30, SyncWait: time.Second, Logger: testLogger()})
 	require.NoError(t, err)
 	actx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -214,4 +216,17 @@ retry: {attempts: 0}
 	require.NoError(t, err)
 	require.Equal(t, "KILLED", j.State)
 	require.Equal(t, "killed: the agent on node node-1 stopped", j.Tasks[0].Message)
+}
+
+// atomicBool is a flag shared with a test's HTTP handler.
+type atomicBool struct{ v atomic.Bool }
+
+func (a *atomicBool) get() bool  { return a.v.Load() }
+func (a *atomicBool) set(b bool) { a.v.Store(b) }
+
+func testLogger() *slog.Logger {
+	if os.Getenv("DROVER_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }

@@ -26,6 +26,12 @@ type runTask struct {
 	status api.TaskStatus     // guarded by agent.mu
 	killed bool               // the task is being stopped; guarded by agent.mu
 	why    string             // why it is stopped: killOrdered, or the agent's reason; guarded by agent.mu
+	// unhealthy says the health check stopped it; guarded by agent.mu.
+	unhealthy bool
+	// env is the task's environment, for its health check command.
+	env map[string]string
+	// ports are the allocated ports, by name.
+	ports map[string]int
 	// shipped is how far each stream has been uploaded.
 	shipped [2]int64
 }
@@ -60,6 +66,11 @@ func (t *runTask) kill(why string) {
 // the time it hears the task ended.
 func (t *runTask) watch(ctx context.Context) {
 	h := t.handle
+	if t.as.Health != nil {
+		hctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go t.checkHealth(hctx)
+	}
 	tick := time.NewTicker(shipEvery)
 	defer tick.Stop()
 	for running := true; running; {
@@ -89,6 +100,7 @@ func (t *runTask) watch(ctx context.Context) {
 	killed := t.killed
 	t.agent.mu.Unlock()
 	fin := res.FinishedAt.UTC()
+	diskFull := t.diskFullNote()
 	t.setStatus(func(st *api.TaskStatus) {
 		code := res.ExitCode
 		st.ExitCode = &code
@@ -99,10 +111,12 @@ func (t *runTask) watch(ctx context.Context) {
 			st.State, st.Reason = string(task.Failed), string(event.Timeout)
 		case killed || res.Reason == execdriver.ReasonKilled:
 			st.State, st.Reason = string(task.Killed), string(event.Killed)
-			switch t.why {
-			case killOrdered:
-			case "":
+			switch {
+			case t.why == killOrdered:
+			case t.why == "":
 				st.Message = "killed: the agent on node " + t.agent.cfg.Name + " stopped"
+			case t.unhealthy:
+				st.State, st.Reason, st.Message = string(task.Failed), string(event.HealthFailed), t.why
 			default:
 				// Not the job's doing nor a user's: the fleet's, so LOST
 				// (rescheduled within the job's budget).
@@ -112,6 +126,9 @@ func (t *runTask) watch(ctx context.Context) {
 			st.State, st.Reason = string(task.Succeeded), string(event.Exited)
 		default:
 			st.State, st.Reason = string(task.Failed), string(event.Exited)
+		}
+		if st.State == string(task.Failed) {
+			st.Message += diskFull
 		}
 	})
 }

@@ -61,6 +61,18 @@ type Assignment struct {
 	Timeout    Duration          `json:"timeout,omitempty"`
 	KillGrace  Duration          `json:"kill_grace"`
 	Resources  Resources         `json:"resources"`
+	// Ports to allocate, by name; the agent passes DROVER_PORT_<NAME>.
+	Ports  []string     `json:"ports,omitempty"`
+	Health *HealthCheck `json:"health,omitempty"`
+}
+
+// HealthCheck is a check the agent runs against a running task.
+type HealthCheck struct {
+	Command  []string `json:"command,omitempty"`
+	HTTP     string   `json:"http,omitempty"` // {{port}} / {{port.NAME}} replaced by the allocated port
+	Interval Duration `json:"interval"`
+	Timeout  Duration `json:"timeout"`
+	Failures int      `json:"failures"`
 }
 
 // KillOrder tells an agent to stop a task.

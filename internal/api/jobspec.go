@@ -12,6 +12,23 @@ type JobSpec struct {
 	Constraints []ConstraintSpec `yaml:"constraints,omitempty" json:"constraints,omitempty"`
 	Retry       *RetrySpec       `yaml:"retry,omitempty" json:"retry,omitempty"`
 	Reschedule  *RescheduleSpec  `yaml:"reschedule,omitempty" json:"reschedule,omitempty"`
+	Restart     *RestartSpec     `yaml:"restart,omitempty" json:"restart,omitempty"`
+}
+
+// RestartSpec is a service's policy for a task that exits.
+type RestartSpec struct {
+	Delay    string `yaml:"delay,omitempty" json:"delay,omitempty"`
+	Attempts *int   `yaml:"attempts,omitempty" json:"attempts,omitempty"`
+	Interval string `yaml:"interval,omitempty" json:"interval,omitempty"`
+}
+
+// HealthSpec is a check of a running task: command or http.
+type HealthSpec struct {
+	Command  []string `yaml:"command,omitempty" json:"command,omitempty"`
+	HTTP     string   `yaml:"http,omitempty" json:"http,omitempty"`
+	Interval string   `yaml:"interval,omitempty" json:"interval,omitempty"`
+	Timeout  string   `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	Failures *int     `yaml:"failures,omitempty" json:"failures,omitempty"`
 }
 
 // TaskSpec is the task part of a job document.
@@ -21,6 +38,8 @@ type TaskSpec struct {
 	Timeout   string            `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	KillGrace string            `yaml:"kill_grace,omitempty" json:"kill_grace,omitempty"`
 	Resources *ResourcesSpec    `yaml:"resources,omitempty" json:"resources,omitempty"`
+	Ports     []string          `yaml:"ports,omitempty" json:"ports,omitempty"`
+	Health    *HealthSpec       `yaml:"health,omitempty" json:"health,omitempty"`
 }
 
 // ResourcesSpec is cpu in millicores and memory as a size ("64MiB", "1G") or bytes.

@@ -27,6 +27,8 @@ const (
 	Submitted      Reason = "submitted"       // a new job version created the task
 	Retry          Reason = "retry"           // a FAILED task's instance got a new task
 	Reschedule     Reason = "reschedule"      // a LOST task's instance got a new task
+	Restart        Reason = "restart"         // a service's ended task got a new task
+	HealthFailed   Reason = "health_failed"   // the task failed its health check too often
 	Placed         Reason = "placed"          // the scheduler chose a node
 	Unplaceable    Reason = "unplaceable"     // no node can take the task now (message says why)
 	AgentStart     Reason = "agent_start"     // the agent began starting the process

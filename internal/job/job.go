@@ -22,6 +22,10 @@ type Key struct {
 // must match: it keeps names safe in paths, URLs, shell output and logs.
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
 
+// portName is what a named port must match: it becomes part of an
+// environment variable's name.
+var portName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+
 // ValidName reports whether s is a legal key part or node name.
 func ValidName(s string) bool { return namePattern.MatchString(s) }
 
@@ -68,9 +72,16 @@ const (
 	// for the fleet's failures (LOST) when a job names none.
 	DefaultRescheduleAttempts = 3
 	DefaultRescheduleDelay    = 5 * time.Second
-	MaxInstances              = 10000
-	MaxRetryAttempts          = 100
-	MaxBackoff                = 10 * time.Minute
+	// Defaults of a service's restart policy and health check.
+	DefaultRestartDelay    = time.Second
+	DefaultRestartAttempts = 3
+	DefaultRestartInterval = 5 * time.Minute
+	DefaultHealthInterval  = 10 * time.Second
+	DefaultHealthTimeout   = 2 * time.Second
+	DefaultHealthFailures  = 3
+	MaxInstances           = 10000
+	MaxRetryAttempts       = 100
+	MaxBackoff             = 10 * time.Minute
 )
 
 // Spec is the fully resolved specification of one job version. It is
@@ -84,6 +95,30 @@ type Spec struct {
 	Constraints []Constraint `json:"constraints,omitempty"`
 	Retry       Retry        `json:"retry"`
 	Reschedule  Reschedule   `json:"reschedule"`
+	// Restart is how a service's instance is started again when its
+	// task exits; batch jobs ignore it.
+	Restart Restart `json:"restart"`
+}
+
+// Restart is a service's policy for a task that exits (or fails its health
+// check): a new task for the instance after Delay, on the same node while
+// fewer than Attempts restarts happened there within Interval, on another
+// node after that.
+type Restart struct {
+	Delay    time.Duration `json:"delay"`
+	Attempts int           `json:"attempts"`
+	Interval time.Duration `json:"interval"`
+}
+
+// Health is a check the agent runs against a running task: a command that
+// must exit 0, or an HTTP GET that must answer 2xx. Failures in a row end
+// the task (FAILED, health_failed).
+type Health struct {
+	Command  []string      `json:"command,omitempty"`
+	HTTP     string        `json:"http,omitempty"`
+	Interval time.Duration `json:"interval"`
+	Timeout  time.Duration `json:"timeout"`
+	Failures int           `json:"failures"`
 }
 
 // TaskSpec is what each task of the job runs.
@@ -93,6 +128,10 @@ type TaskSpec struct {
 	Timeout   time.Duration     `json:"timeout,omitempty"` // zero: no timeout
 	KillGrace time.Duration     `json:"kill_grace"`        // SIGTERM to SIGKILL
 	Resources Resources         `json:"resources"`
+	// Ports names ports the agent allocates for the task, passed in
+	// DROVER_PORT_<NAME> (upper case).
+	Ports  []string `json:"ports,omitempty"`
+	Health *Health  `json:"health,omitempty"`
 }
 
 // Resources a task reserves on its node.
@@ -192,11 +231,8 @@ func (s *Spec) Validate() error {
 	switch s.Type {
 	case Batch:
 	case Service:
-		// Refused until drover keeps services running (restart, health
-		// checks); running one as a batch job would surprise its owner.
-		bad("type", "%q is not supported yet; use %q", Service, Batch)
 	default:
-		bad("type", "must be %q, not %q", Batch, s.Type)
+		bad("type", "must be %q or %q, not %q", Batch, Service, s.Type)
 	}
 	if s.Instances < 1 || s.Instances > MaxInstances {
 		bad("instances", "must be between 1 and %d, not %d", MaxInstances, s.Instances)
@@ -255,6 +291,45 @@ func (s *Spec) Validate() error {
 	}
 	if s.Reschedule.Delay < 0 || s.Reschedule.Delay > MaxBackoff {
 		bad("reschedule.delay", "must be between 0s and %s", MaxBackoff)
+	}
+	if s.Restart.Delay < 0 || s.Restart.Delay > MaxBackoff {
+		bad("restart.delay", "must be between 0s and %s", MaxBackoff)
+	}
+	if s.Restart.Attempts < 0 || s.Restart.Attempts > MaxRetryAttempts {
+		bad("restart.attempts", "must be between 0 and %d, not %d", MaxRetryAttempts, s.Restart.Attempts)
+	}
+	if s.Restart.Interval < 0 {
+		bad("restart.interval", "must not be negative")
+	}
+	seen := map[string]bool{}
+	for i, p := range s.Task.Ports {
+		f := fmt.Sprintf("task.ports[%d]", i)
+		switch {
+		case !portName.MatchString(p):
+			bad(f, "%q must be 1-32 characters of a-z, 0-9 and '_', starting with a letter", p)
+		case seen[p]:
+			bad(f, "%q is named twice", p)
+		}
+		seen[p] = true
+	}
+	if h := s.Task.Health; h != nil {
+		switch {
+		case (len(h.Command) == 0) == (h.HTTP == ""):
+			bad("task.health", "needs exactly one of command or http")
+		case h.HTTP != "" && !strings.HasPrefix(h.HTTP, "http://") && !strings.HasPrefix(h.HTTP, "https://"):
+			bad("task.health.http", "must be an http:// or https:// URL, not %q", h.HTTP)
+		case strings.Contains(h.HTTP, "{{port") && len(s.Task.Ports) == 0:
+			bad("task.health.http", "uses {{port}} but task.ports names no port")
+		}
+		if h.Interval < 100*time.Millisecond || h.Interval > time.Hour {
+			bad("task.health.interval", "must be between 100ms and 1h")
+		}
+		if h.Timeout <= 0 || h.Timeout > h.Interval {
+			bad("task.health.timeout", "must be more than 0s and at most the interval")
+		}
+		if h.Failures < 1 || h.Failures > 100 {
+			bad("task.health.failures", "must be between 1 and 100, not %d", h.Failures)
+		}
 	}
 	return errors.Join(errs...)
 }

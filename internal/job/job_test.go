@@ -63,7 +63,7 @@ func TestValidate(t *testing.T) {
 		msg    string   // part of the first message
 	}{
 		{name: "valid", change: func(*job.Spec) {}},
-		{name: "service not yet", change: func(s *job.Spec) { s.Type = job.Service }, want: []string{"type"}, msg: "not supported yet"},
+		{name: "service", change: func(s *job.Spec) { s.Type = job.Service }},
 		{name: "limits at their bounds", change: func(s *job.Spec) {
 			s.Instances, s.Priority = job.MaxInstances, 1000
 			s.Task.Timeout, s.Task.KillGrace = 0, 10*time.Minute

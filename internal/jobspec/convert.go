@@ -46,6 +46,7 @@ func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
 		},
 		Retry:      job.Retry{Attempts: job.DefaultRetryAttempts, Backoff: job.DefaultRetryBackoff},
 		Reschedule: job.Reschedule{Attempts: job.DefaultRescheduleAttempts, Delay: job.DefaultRescheduleDelay},
+		Restart:    job.Restart{Delay: job.DefaultRestartDelay, Attempts: job.DefaultRestartAttempts, Interval: job.DefaultRestartInterval},
 	}
 	switch k, err := job.ParseKey(in.Job); {
 	case in.Job == "":
@@ -89,6 +90,28 @@ func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
 			s.Retry.Attempts = *r.Attempts
 		}
 		s.Retry.Backoff = duration("retry.backoff", r.Backoff, job.DefaultRetryBackoff)
+	}
+	if r := in.Restart; r != nil {
+		s.Restart.Delay = duration("restart.delay", r.Delay, job.DefaultRestartDelay)
+		if r.Attempts != nil {
+			s.Restart.Attempts = *r.Attempts
+		}
+		s.Restart.Interval = duration("restart.interval", r.Interval, job.DefaultRestartInterval)
+	}
+	if len(in.Task.Ports) > 0 {
+		s.Task.Ports = slices.Clone(in.Task.Ports)
+	}
+	if h := in.Task.Health; h != nil {
+		s.Task.Health = &job.Health{
+			Command:  slices.Clone(h.Command),
+			HTTP:     h.HTTP,
+			Interval: duration("task.health.interval", h.Interval, job.DefaultHealthInterval),
+			Timeout:  duration("task.health.timeout", h.Timeout, job.DefaultHealthTimeout),
+			Failures: job.DefaultHealthFailures,
+		}
+		if h.Failures != nil {
+			s.Task.Health.Failures = *h.Failures
+		}
 	}
 	if r := in.Reschedule; r != nil {
 		if r.Attempts != nil {
@@ -156,7 +179,7 @@ func unjoin(err error) []error {
 // default is written out, so the document means the same spec even if the
 // defaults change. [Parse] reads the document back into s.
 func Format(s job.Spec) api.JobSpec {
-	instances, cpu, attempts, reschedules := s.Instances, s.Task.Resources.CPU, s.Retry.Attempts, s.Reschedule.Attempts
+	instances, cpu, attempts, reschedules, restarts := s.Instances, s.Task.Resources.CPU, s.Retry.Attempts, s.Reschedule.Attempts, s.Restart.Attempts
 	out := api.JobSpec{
 		Job:       s.Key.String(),
 		Type:      string(s.Type),
@@ -170,6 +193,17 @@ func Format(s job.Spec) api.JobSpec {
 		},
 		Retry:      &api.RetrySpec{Attempts: &attempts, Backoff: s.Retry.Backoff.String()},
 		Reschedule: &api.RescheduleSpec{Attempts: &reschedules, Delay: s.Reschedule.Delay.String()},
+	}
+	// Written for batch jobs too, so that parsing the output gives back
+	// exactly this spec.
+	out.Restart = &api.RestartSpec{Delay: s.Restart.Delay.String(), Attempts: &restarts, Interval: s.Restart.Interval.String()}
+	if len(s.Task.Ports) > 0 {
+		out.Task.Ports = slices.Clone(s.Task.Ports)
+	}
+	if h := s.Task.Health; h != nil {
+		failures := h.Failures
+		out.Task.Health = &api.HealthSpec{Command: slices.Clone(h.Command), HTTP: h.HTTP,
+			Interval: h.Interval.String(), Timeout: h.Timeout.String(), Failures: &failures}
 	}
 	if s.Task.Timeout != 0 { // no timeout is written as none
 		out.Task.Timeout = s.Task.Timeout.String()

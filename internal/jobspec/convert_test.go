@@ -23,7 +23,7 @@ func TestFormat(t *testing.T) {
 		s.Task.Resources.Memory = 1 << 30
 		s.Constraints = []job.Constraint{{Attribute: "os", Operator: job.OpNotEqual, Value: "windows"}}
 	})
-	three, cpu, attempts, reschedules := 3, int64(job.DefaultCPU), job.DefaultRetryAttempts, job.DefaultRescheduleAttempts
+	three, cpu, attempts, reschedules, restarts := 3, int64(job.DefaultCPU), job.DefaultRetryAttempts, job.DefaultRescheduleAttempts, job.DefaultRestartAttempts
 	want := api.JobSpec{
 		Job:       "a/b/c",
 		Type:      "batch",
@@ -37,6 +37,7 @@ func TestFormat(t *testing.T) {
 		Constraints: []api.ConstraintSpec{{Attribute: "os", Operator: "!=", Value: "windows"}},
 		Retry:       &api.RetrySpec{Attempts: &attempts, Backoff: "10s"},
 		Reschedule:  &api.RescheduleSpec{Attempts: &reschedules, Delay: "5s"},
+		Restart:     &api.RestartSpec{Delay: "1s", Attempts: &restarts, Interval: "5m0s"},
 	}
 	require.Empty(t, cmp.Diff(want, Format(spec)))
 }
@@ -67,6 +68,7 @@ func TestFormatRoundTrip(t *testing.T) {
 			},
 			Retry:      job.Retry{Attempts: 0, Backoff: 0},
 			Reschedule: job.Reschedule{Attempts: 7, Delay: 90 * time.Second},
+			Restart:    job.Restart{Delay: 3 * time.Second, Attempts: 4, Interval: time.Hour},
 		}},
 		{name: "strings yaml writes as blocks", spec: newSpec(func(s *job.Spec) {
 			s.Task.Command = []string{"\n0", " hello\nworld", "  a\nb\n", "\n\n x", "x\n", "\n", "a\u2028 b", "x\u0085y"}

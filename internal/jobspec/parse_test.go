@@ -27,6 +27,7 @@ func newSpec(opts ...func(*job.Spec)) job.Spec {
 		},
 		Retry:      job.Retry{Attempts: job.DefaultRetryAttempts, Backoff: job.DefaultRetryBackoff},
 		Reschedule: job.Reschedule{Attempts: job.DefaultRescheduleAttempts, Delay: job.DefaultRescheduleDelay},
+		Restart:    job.Restart{Delay: job.DefaultRestartDelay, Attempts: job.DefaultRestartAttempts, Interval: job.DefaultRestartInterval},
 	}
 	for _, o := range opts {
 		o(&s)
@@ -71,6 +72,7 @@ func TestParseExample(t *testing.T) {
 		Constraints: []job.Constraint{{Attribute: "os", Operator: job.OpEqual, Value: "linux"}},
 		Retry:       job.Retry{Attempts: 2, Backoff: time.Second},
 		Reschedule:  job.Reschedule{Attempts: job.DefaultRescheduleAttempts, Delay: job.DefaultRescheduleDelay},
+		Restart:     job.Restart{Delay: job.DefaultRestartDelay, Attempts: job.DefaultRestartAttempts, Interval: job.DefaultRestartInterval},
 	}}
 	require.Empty(t, cmp.Diff(want, got))
 }
@@ -387,7 +389,7 @@ retry: {attempts: 101, backoff: 1y}
 `,
 			want: []string{
 				`job: "a/b": must be ROLE/ENV/NAME (line 1)`,
-				`type: must be "batch", not "cron" (line 2)`,
+				`type: must be "batch" or "service", not "cron" (line 2)`,
 				`instances: must be between 1 and 10000, not 0 (line 3)`,
 				`task.command: must name a program to run (line 5)`,
 				`task.timeout: "30x" is not a duration: write it like 30s, 5m or 1h30m (line 6)`,

@@ -21,6 +21,9 @@ type Snapshot struct {
 	// Avoid maps a task to a node it should go to only if no other node
 	// can take it: where its instance was just lost.
 	Avoid map[string]string
+	// Prefer maps a task to the node it should go to if it fits there: a
+	// service restarted in place.
+	Prefer map[string]string
 }
 
 // NodeCapacity is a node and what its active tasks leave free.
@@ -76,7 +79,7 @@ func Place(s Snapshot) Plan {
 				full = append(full, n.Node.Name)
 				continue
 			}
-			if best < 0 || better(n, &nodes[best], s.Avoid[t.ID]) {
+			if best < 0 || better(n, &nodes[best], s.Avoid[t.ID], s.Prefer[t.ID]) {
 				best = i
 			}
 		}
@@ -91,9 +94,13 @@ func Place(s Snapshot) Plan {
 	return plan
 }
 
-// better reports whether a is a better home than b: not the node to
-// avoid, then more free cpu, then fewer tasks, then name order.
-func better(a, b *NodeCapacity, avoid string) bool {
+// better reports whether a is a better home than b: the preferred node,
+// not the node to avoid, then more free cpu, then fewer tasks, then name
+// order.
+func better(a, b *NodeCapacity, avoid, prefer string) bool {
+	if (a.Node.Name == prefer) != (b.Node.Name == prefer) {
+		return a.Node.Name == prefer
+	}
 	if (a.Node.Name == avoid) != (b.Node.Name == avoid) {
 		return b.Node.Name == avoid
 	}

@@ -54,7 +54,7 @@ func (s *Scheduler) PlaceOnce(ctx context.Context) (time.Time, error) {
 		}
 		snap.Pending = ts
 		snap.Specs = map[VersionKey]job.Spec{}
-		snap.Avoid = s.avoiding()
+		snap.Avoid, snap.Prefer = s.avoiding()
 		pending = make(map[string]task.Task, len(ts))
 		for _, t := range ts {
 			pending[t.ID] = t
@@ -89,6 +89,7 @@ func (s *Scheduler) PlaceOnce(ctx context.Context) (time.Time, error) {
 	for _, p := range plan.Placements {
 		delete(s.unplaceable, p.TaskID)
 		delete(s.avoid, p.TaskID)
+		delete(s.prefer, p.TaskID)
 	}
 	s.mu.Unlock()
 	if len(plan.Placements) == 0 && len(notes) == 0 {

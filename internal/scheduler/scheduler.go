@@ -81,6 +81,7 @@ type Scheduler struct {
 	unplaceable map[string]string // task → last reason recorded
 	lastSeq     map[string]uint64 // node → Seq of the last report applied
 	avoid       map[string]string // rescheduled task → node its instance was lost on
+	prefer      map[string]string // restarted service task → node it ran on
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -128,6 +129,7 @@ func New(cfg Config) (*Scheduler, error) {
 		unplaceable:  map[string]string{},
 		lastSeq:      map[string]uint64{},
 		avoid:        map[string]string{},
+		prefer:       map[string]string{},
 	}, nil
 }
 
@@ -283,8 +285,16 @@ func (s *Scheduler) avoidNode(taskID, node string) {
 	s.avoid[taskID] = node
 }
 
-func (s *Scheduler) avoiding() map[string]string {
+// preferNode records that a task should go to a node if it fits there:
+// a service restarted in place. In memory only, like [Scheduler.avoidNode].
+func (s *Scheduler) preferNode(taskID, node string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return maps.Clone(s.avoid)
+	s.prefer[taskID] = node
+}
+
+func (s *Scheduler) avoiding() (avoid, prefer map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.avoid), maps.Clone(s.prefer)
 }

@@ -235,16 +235,23 @@ func (s *Scheduler) ended(ctx context.Context, tx store.Tx, t task.Task, now tim
 	s.mu.Lock()
 	delete(s.unplaceable, t.ID)
 	delete(s.avoid, t.ID)
+	delete(s.prefer, t.ID)
 	s.mu.Unlock()
-	if t.KillRequested || (t.State != task.Failed && t.State != task.Lost) {
+	if t.KillRequested || t.State == task.Killed {
 		return nil
 	}
 	spec, err := s.spec(ctx, tx, t.Job, t.JobVersion)
 	if err != nil {
 		return err
 	}
+	if spec.Type == job.Service {
+		return s.restart(ctx, tx, t, spec, now)
+	}
 	if t.State == task.Lost {
 		return s.reschedule(ctx, tx, t, spec, now)
+	}
+	if t.State != task.Failed {
+		return nil
 	}
 	if t.Retries >= spec.Retry.Attempts {
 		return tx.InsertEvents(ctx, event.Event{At: now, Job: t.Job.String(), TaskID: t.ID,
@@ -284,6 +291,45 @@ func (s *Scheduler) reschedule(ctx context.Context, tx store.Tx, t task.Task, sp
 	return tx.InsertEvents(ctx, event.Event{At: now, Job: t.Job.String(), TaskID: next.ID, To: string(task.Pending),
 		Reason: event.Reschedule, Message: fmt.Sprintf("instance %d attempt %d: reschedule %d of %d after %s, because task %s was LOST on node %s (%s)",
 			t.Instance, next.Attempt, next.Reschedules, spec.Reschedule.Attempts, spec.Reschedule.Delay, t.ID, t.Node, t.Message)})
+}
+
+// restart keeps a service's instance running: whatever ended its task
+// (an exit, a failed health check, a lost node) short of a kill, a new task
+// follows after restart.delay. It goes back to the same node while fewer
+// than restart.attempts restarts happened there within restart.interval,
+// and elsewhere after that; a LOST task always goes elsewhere if it can.
+func (s *Scheduler) restart(ctx context.Context, tx store.Tx, t task.Task, spec job.Spec, now time.Time) error {
+	inst := t.Instance
+	prev, err := tx.ListTasks(ctx, store.TaskFilter{Job: &t.Job, JobVersion: t.JobVersion, Instance: &inst})
+	if err != nil {
+		return err
+	}
+	recent := 0
+	for _, p := range prev {
+		if p.ID != t.ID && p.Node == t.Node && p.FinishedAt != nil && now.Sub(*p.FinishedAt) <= spec.Restart.Interval {
+			recent++
+		}
+	}
+	move := t.State == task.Lost || recent >= spec.Restart.Attempts
+	next := task.Task{
+		ID: s.newID(), Job: t.Job, JobVersion: t.JobVersion, Instance: t.Instance, Attempt: t.Attempt + 1,
+		Retries: t.Retries, Reschedules: t.Reschedules, State: task.Pending, Priority: t.Priority, Resources: t.Resources,
+		Reason: event.Restart, CreatedAt: now, NotBefore: now.Add(spec.Restart.Delay), UpdatedAt: now,
+	}
+	where := "on the same node if it fits"
+	if move {
+		next.Reschedules++
+		where = "on another node if one fits"
+		s.avoidNode(next.ID, t.Node)
+	} else {
+		s.preferNode(next.ID, t.Node)
+	}
+	if err := tx.InsertTasks(ctx, next); err != nil {
+		return err
+	}
+	return tx.InsertEvents(ctx, event.Event{At: now, Job: t.Job.String(), TaskID: next.ID, To: string(task.Pending),
+		Reason: event.Restart, Message: fmt.Sprintf("service instance %d attempt %d after %s, %s (%d restarts on %s within %s), because task %s %s (%s)",
+			t.Instance, next.Attempt, spec.Restart.Delay, where, recent, t.Node, spec.Restart.Interval, t.ID, t.State, t.Message)})
 }
 
 // heartbeat records that a node synced. It reports whether the node joined

@@ -99,6 +99,8 @@ func toAPIOrders(o scheduler.Orders) api.SyncResponse {
 			Attempt: a.Task.Attempt, Command: a.Spec.Task.Command, Env: a.Spec.Task.Env,
 			Timeout: api.Duration(a.Spec.Task.Timeout), KillGrace: api.Duration(a.Spec.Task.KillGrace),
 			Resources: api.Resources{CPU: a.Task.Resources.CPU, Memory: a.Task.Resources.Memory},
+			Ports:     a.Spec.Task.Ports,
+			Health:    toAPIHealth(a.Spec.Task.Health),
 		})
 	}
 	for _, k := range o.Kill {
@@ -106,4 +108,12 @@ func toAPIOrders(o scheduler.Orders) api.SyncResponse {
 	}
 	out.Ack = o.Ack
 	return out
+}
+
+func toAPIHealth(h *job.Health) *api.HealthCheck {
+	if h == nil {
+		return nil
+	}
+	return &api.HealthCheck{Command: h.Command, HTTP: h.HTTP, Interval: api.Duration(h.Interval),
+		Timeout: api.Duration(h.Timeout), Failures: h.Failures}
 }
