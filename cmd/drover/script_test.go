@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,11 +17,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/api"
 	"github.com/drover-dev/drover/internal/client"
@@ -50,6 +55,17 @@ import (
 //	jsonvar VAR PATH        set VAR to the value at PATH in the last stdout
 //	exitcode N PROG ARGS... run PROG; it must exit with code N
 //	expandenv FILE...       replace ${NAME} in the files with the script's NAME
+//	tmpfs DIR SIZE          mount a tmpfs of SIZE (16m) on DIR, made if missing;
+//	                        unmounted when the script ends, after its cluster is
+//	                        killed. Needs root: guard the script with [tmpfs]
+//	fill DIR                take every free block of DIR's filesystem (DIR/filler)
+//	unfill DIR              delete DIR/filler, freeing the space again
+//	httpcode CODE METHOD PATH [FILE]  send a request to $DROVER_ADDR, the body
+//	                        from FILE; the answer must have status CODE; its body
+//	                        becomes stdout
+//	dbcheck FILE            the SQLite file passes PRAGMA integrity_check
+//
+// and the condition [tmpfs]: this process may mount a tmpfs (root).
 //
 // A PATH is dot-separated: a field name, [N] for an array's N-th element,
 // [k=v,...] for the first element whose fields k are v, and # for a length:
@@ -121,6 +137,7 @@ func TestScript(t *testing.T) {
 		Deadline:            deadline,
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
+		Condition:           scriptCondition,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", binDir+string(os.PathListSeparator)+env.Getenv("PATH"))
 			env.Setenv("EXAMPLES", examples)
@@ -139,6 +156,11 @@ func TestScript(t *testing.T) {
 			"jsonvar":   cmdJSONVar,
 			"exitcode":  cmdExitCode,
 			"expandenv": cmdExpandEnv,
+			"tmpfs":     cmdTmpfs,
+			"fill":      cmdFill,
+			"unfill":    cmdUnfill,
+			"httpcode":  cmdHTTPCode,
+			"dbcheck":   cmdDBCheck,
 		},
 	})
 }
@@ -738,4 +760,139 @@ func jsonText(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
+}
+
+// scriptCondition answers the conditions of our own: [tmpfs].
+func scriptCondition(cond string) (bool, error) {
+	switch cond {
+	case "tmpfs":
+		return canMountTmpfs(), nil
+	}
+	return false, fmt.Errorf("unknown condition %q", cond)
+}
+
+// canMountTmpfs reports whether this process can mount a tmpfs; it tries
+// once. Where it cannot, the disk-full scripts are skipped, and this says
+// so on stderr, where go test without -v shows it.
+var canMountTmpfs = sync.OnceValue(func() bool {
+	why := ""
+	if os.Geteuid() != 0 {
+		why = fmt.Sprintf("not root (uid %d)", os.Geteuid())
+	} else if dir, err := os.MkdirTemp("", "drover-tmpfs-probe-"); err != nil {
+		why = err.Error()
+	} else {
+		defer os.Remove(dir)
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+			why = fmt.Sprintf("mount -t tmpfs: %v", err)
+		} else {
+			_ = unix.Unmount(dir, 0)
+		}
+	}
+	if why != "" {
+		fmt.Fprintf(os.Stderr, "WARNING: the disk-full scripts (diskfull*.txtar) are NOT RUN: they need to mount a tmpfs: %s\n", why)
+		return false
+	}
+	return true
+})
+
+// fillerName is the file 'fill' creates.
+const fillerName = "filler"
+
+func cmdTmpfs(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: tmpfs DIR SIZE")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o700))
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+args[1]+",mode=0700"); err != nil {
+		ts.Fatalf("mount -t tmpfs -o size=%s on %s: %v", args[1], dir, err)
+	}
+	c := ts.Value(clusterKey{}).(*cluster)
+	ts.Defer(func() {
+		// The cluster's processes may hold files there: end them first
+		// (cleanup runs again later, and then finds nothing).
+		c.cleanup()
+		if err := unix.Unmount(dir, 0); err != nil {
+			ts.Logf("umount %s: %v; detaching it", dir, err)
+			_ = unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	})
+}
+
+func cmdFill(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: fill DIR")
+	}
+	dir := ts.MkAbs(args[0])
+	f, err := os.OpenFile(filepath.Join(dir, fillerName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	ts.Check(err)
+	defer f.Close()
+	var st unix.Statfs_t
+	ts.Check(unix.Statfs(dir, &st))
+	// fallocate takes most of it at once and may stop short; writes take
+	// the rest, down to the last block.
+	if free := int64(st.Bfree) * st.Bsize; free > 0 {
+		_ = unix.Fallocate(int(f.Fd()), 0, 0, free)
+	}
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, unix.ENOSPC) {
+				ts.Fatalf("fill %s: %v", dir, err)
+			}
+			break
+		}
+	}
+	ts.Check(unix.Statfs(dir, &st))
+	if st.Bfree != 0 {
+		ts.Fatalf("fill %s: %d blocks still free", dir, st.Bfree)
+	}
+}
+
+func cmdUnfill(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: unfill DIR")
+	}
+	ts.Check(os.Remove(filepath.Join(ts.MkAbs(args[0]), fillerName)))
+}
+
+func cmdHTTPCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 || len(args) > 4 {
+		ts.Fatalf("usage: httpcode CODE METHOD PATH [FILE]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("httpcode: CODE must be a number, not %q", args[0])
+	}
+	var body io.Reader
+	if len(args) == 4 {
+		body = strings.NewReader(ts.ReadFile(args[3]))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, args[1], ts.Getenv("DROVER_ADDR")+args[2], body)
+	ts.Check(err)
+	resp, err := http.DefaultClient.Do(req)
+	ts.Check(err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	_, _ = ts.Stdout().Write(data)
+	if resp.StatusCode != want {
+		ts.Fatalf("%s %s: status %d, want %d:\n%s", args[1], args[2], resp.StatusCode, want, data)
+	}
+}
+
+func cmdDBCheck(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: dbcheck FILE")
+	}
+	db, err := sql.Open("sqlite", "file:"+ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer db.Close()
+	var check string
+	ts.Check(db.QueryRowContext(context.Background(), `PRAGMA integrity_check`).Scan(&check))
+	if check != "ok" {
+		ts.Fatalf("dbcheck %s: %s", args[0], check)
+	}
 }

@@ -29,7 +29,7 @@ func (s *Scheduler) livenessLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		if err := s.CheckOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			s.log.ErrorContext(ctx, "liveness check failed", "err", err)
+			s.logLoopError(ctx, "liveness check failed", err)
 		}
 	}
 }
@@ -60,7 +60,7 @@ func (s *Scheduler) CheckOnce(ctx context.Context) error {
 				return err
 			}
 			for _, n := range nodes {
-				if n.State != node.Down && now.Sub(n.LastSeen) > s.nodeStale {
+				if n.State != node.Down && now.Sub(s.lastHeard(n.Name, n.LastSeen)) > s.nodeStale {
 					down = append(down, n.Name)
 				}
 			}
@@ -74,7 +74,16 @@ func (s *Scheduler) CheckOnce(ctx context.Context) error {
 	}
 	late := overdue[:0]
 	for _, t := range overdue {
-		if now.Sub(t.UpdatedAt) > s.startTimeout {
+		// No agent could report while the server was down, so the start
+		// timeout counts from the later of the task's last change and the
+		// scheduler's start, and ends no earlier than the reconnection
+		// window: a task started just before a restart is not killed
+		// before its agent had the chance to say so.
+		since := t.UpdatedAt
+		if since.Before(s.upSince) {
+			since = s.upSince
+		}
+		if now.Sub(since) > s.startTimeout && !now.Before(s.downAfter) {
 			late = append(late, t)
 		}
 	}
@@ -93,7 +102,7 @@ func (s *Scheduler) CheckOnce(ctx context.Context) error {
 			}
 			// Read again inside the transaction: a sync may have come
 			// in since the snapshot.
-			if n.State == node.Down || now.Sub(n.LastSeen) <= s.nodeStale {
+			if n.State == node.Down || now.Sub(s.lastHeard(n.Name, n.LastSeen)) <= s.nodeStale {
 				continue
 			}
 			n.State = node.Down

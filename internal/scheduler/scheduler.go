@@ -64,11 +64,14 @@ type Scheduler struct {
 	log          *slog.Logger
 	nodeStale    time.Duration // = NodeGrace
 	startTimeout time.Duration
-	// downAfter is when the reconnection window after start ends.
-	downAfter time.Time
-	timedOut  atomic.Int64 // tasks LOST by the startup watchdog
-	nodesDown atomic.Int64 // nodes declared DOWN
-	newID     func() string
+	// upSince is when the scheduler was made: no agent could report
+	// before. downAfter is when the reconnection window after it ends.
+	upSince       time.Time
+	downAfter     time.Time
+	timedOut      atomic.Int64 // tasks LOST by the startup watchdog
+	noSpaceLogged atomic.Bool
+	nodesDown     atomic.Int64 // nodes declared DOWN
+	newID         func() string
 
 	specMu sync.Mutex
 	specs  map[VersionKey]job.Spec // immutable once stored, so safe to cache
@@ -82,6 +85,10 @@ type Scheduler struct {
 	lastSeq     map[string]uint64 // node → Seq of the last report applied
 	avoid       map[string]string // rescheduled task → node its instance was lost on
 	prefer      map[string]string // restarted service task → node it ran on
+	// heard is when each node's last sync arrived, committed or not: a
+	// sync the store could not commit (full disk) still proves the node
+	// alive.
+	heard map[string]time.Time
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -114,13 +121,15 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.NewID == nil {
 		cfg.NewID = NewTaskID
 	}
+	now := cfg.Clock.Now()
 	return &Scheduler{
 		store:        cfg.Store,
 		clock:        cfg.Clock,
 		log:          cfg.Logger.With("component", "scheduler"),
 		nodeStale:    cfg.NodeGrace,
 		startTimeout: cfg.StartTimeout,
-		downAfter:    cfg.Clock.Now().Add(cfg.ReconnectWindow),
+		upSince:      now,
+		downAfter:    now.Add(cfg.ReconnectWindow),
 		newID:        cfg.NewID,
 		specs:        map[VersionKey]job.Spec{},
 		wake:         make(chan struct{}, 1),
@@ -130,6 +139,7 @@ func New(cfg Config) (*Scheduler, error) {
 		lastSeq:      map[string]uint64{},
 		avoid:        map[string]string{},
 		prefer:       map[string]string{},
+		heard:        map[string]time.Time{},
 	}, nil
 }
 
@@ -190,7 +200,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 	for {
 		next, err := s.PlaceOnce(ctx)
 		if err != nil && !errors.Is(err, context.Canceled) {
-			s.log.ErrorContext(ctx, "placement round failed", "err", err)
+			s.logLoopError(ctx, "placement round failed", err)
 			next = s.clock.Now().Add(time.Second)
 		}
 		// Placement runs on every change that can free capacity or add
@@ -297,4 +307,36 @@ func (s *Scheduler) avoiding() (avoid, prefer map[string]string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.avoid), maps.Clone(s.prefer)
+}
+
+// heardFrom records that a node's sync arrived.
+func (s *Scheduler) heardFrom(name string) {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.heard[name] = now
+}
+
+// lastHeard returns the later of a node's committed LastSeen and the
+// arrival of its last sync.
+func (s *Scheduler) lastHeard(name string, lastSeen time.Time) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.heard[name]; h.After(lastSeen) {
+		return h
+	}
+	return lastSeen
+}
+
+// logLoopError logs a failed loop round. A full disk is logged once as a
+// warning when it starts (the server answers 507 meanwhile and recovers by
+// itself), not every second; other errors are errors.
+func (s *Scheduler) logLoopError(ctx context.Context, msg string, err error) {
+	if errors.Is(err, store.ErrNoSpace) {
+		if s.noSpaceLogged.CompareAndSwap(false, true) {
+			s.log.WarnContext(ctx, "the store's disk is full; writes are refused until space returns", "err", err)
+		}
+		return
+	}
+	s.log.ErrorContext(ctx, msg, "err", err)
 }

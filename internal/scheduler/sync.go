@@ -63,6 +63,7 @@ type KillOrder struct {
 // longer expects on this node (the fencing token is the task ID) changes
 // nothing and earns a kill order.
 func (s *Scheduler) Sync(ctx context.Context, r Report) (Orders, error) {
+	s.heardFrom(r.Node.Name)
 	if !s.newerReport(r) {
 		return s.PendingOrders(ctx, r)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 
 	"github.com/drover-dev/drover/internal/api"
 	"github.com/drover-dev/drover/internal/job"
@@ -78,9 +79,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, store.ErrConflict):
 		code = http.StatusConflict
-	case errors.Is(err, store.ErrNoSpace):
+	case errors.Is(err, store.ErrNoSpace) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+		// The store maps its own; ENOSPC here is a file the server
+		// writes itself (task logs).
 		code = http.StatusInsufficientStorage
-		body.Error = "the server's disk is full; nothing was changed: " + err.Error()
+		body.Error = "the server's disk is full: nothing was accepted; retry once space is freed (" + err.Error() + ")"
 	case r.Context().Err() != nil:
 		return // the client went away; nobody to answer
 	default:

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -33,6 +36,9 @@ var migrations embed.FS
 type DB struct {
 	write *sql.DB
 	read  *sql.DB
+	// dir holds the database file; a failed write looks at its free
+	// space (see noSpace).
+	dir string
 
 	// Statements of write transactions, prepared once on the writer
 	// connection and reused: parsing each statement again was a third of
@@ -67,7 +73,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	db := &DB{write: w, stmts: map[string]*sql.Stmt{}, want: map[string]bool{}}
+	db := &DB{write: w, dir: filepath.Dir(path), stmts: map[string]*sql.Stmt{}, want: map[string]bool{}}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
@@ -118,10 +124,10 @@ func (db *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 	// would wait for it forever. After Commit it does nothing.
 	defer func() { _ = sqlTx.Rollback() }()
 	if err := fn(&tx{q: sqlTx, sqlTx: sqlTx, db: db}); err != nil {
-		return err
+		return db.noSpace(err)
 	}
 	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", translate(err))
+		return db.noSpace(fmt.Errorf("commit: %w", translate(err)))
 	}
 	db.prepareWanted(ctx)
 	return nil
@@ -219,7 +225,7 @@ func translate(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound
 	}
-	if errors.Is(err, syscall.ENOSPC) {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 		return fmt.Errorf("%w: %v", store.ErrNoSpace, err)
 	}
 	var se *sqlite.Error
@@ -228,8 +234,45 @@ func translate(err error) error {
 		case sqlite3.SQLITE_CONSTRAINT:
 			return fmt.Errorf("%w: %v", store.ErrConflict, err)
 		case sqlite3.SQLITE_FULL:
+			// write(2) failed with ENOSPC, or wrote short.
 			return fmt.Errorf("%w: %v", store.ErrNoSpace, err)
 		}
 	}
 	return err
+}
+
+// fullBelow is the free space under which the disk holding the database
+// counts as full when a write fails with an I/O error.
+const fullBelow = 1 << 20
+
+// noSpace returns err as [store.ErrNoSpace] when it is a SQLite I/O error
+// and the disk under the database is full. SQLite turns ENOSPC from
+// write(2) into SQLITE_FULL, which translate maps, but a full disk also
+// surfaces as SQLITE_IOERR_FSYNC (ENOSPC from fsync, as delayed allocation
+// reports it), SQLITE_IOERR_SHMSIZE (growing the -shm index) or
+// SQLITE_IOERR_WRITE (EDQUOT), and the driver does not give the errno; the
+// free space tells instead. Other errors pass through.
+func (db *DB) noSpace(err error) error {
+	var se *sqlite.Error
+	if errors.Is(err, store.ErrNoSpace) || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_IOERR {
+		return err
+	}
+	if free, ok := freeBytes(db.dir); !ok || free >= fullBelow {
+		return err
+	}
+	return fmt.Errorf("%w: %v", store.ErrNoSpace, err)
+}
+
+// freeBytes returns the bytes free to this process on the filesystem
+// holding dir: root may also use the blocks reserved for it.
+func freeBytes(dir string) (uint64, bool) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, false
+	}
+	blocks := st.Bavail
+	if os.Geteuid() == 0 {
+		blocks = st.Bfree
+	}
+	return blocks * uint64(st.Bsize), true
 }
