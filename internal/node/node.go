@@ -23,8 +23,11 @@ const (
 
 // Node is one machine (or local process slot) running an agent.
 type Node struct {
-	Name         string
-	State        State
+	Name  string
+	State State
+	// Drain is the operator's wish that the node take no new work. It
+	// outlives a DOWN spell: the node comes back DRAINING.
+	Drain        bool
 	Address      string
 	Attributes   map[string]string // facts (os, arch, hostname) and --capability pairs
 	Capacity     job.Resources

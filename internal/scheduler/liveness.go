@@ -176,8 +176,9 @@ func (s *Scheduler) lose(ctx context.Context, tx store.Tx, t task.Task, now time
 }
 
 // Drain stops new work going to a node (running work finishes), or with
-// drain false makes a DRAINING node READY again. A DOWN node cannot be
-// drained or undrained until it syncs again: a [ConflictError].
+// drain false lets it take work again. The wish is kept apart from
+// liveness: a DOWN node stays DOWN until it syncs, and then comes back
+// DRAINING or READY as last asked.
 func (s *Scheduler) Drain(ctx context.Context, name string, drain bool) (node.Node, error) {
 	var out node.Node
 	err := s.store.Update(ctx, func(tx store.Tx) error {
@@ -185,23 +186,33 @@ func (s *Scheduler) Drain(ctx context.Context, name string, drain bool) (node.No
 		if err != nil {
 			return err
 		}
-		want, reason := node.Ready, event.NodeUndrain
-		if drain {
-			want, reason = node.Draining, event.NodeDrain
-		}
-		switch {
-		case n.State == want:
-			out = n
+		out = n
+		if n.Drain == drain && (n.State == node.Down || (n.State == node.Draining) == drain) {
 			return nil
-		case n.State == node.Down:
-			return &ConflictError{Msg: fmt.Sprintf("node %s is DOWN; it can be drained once it syncs again", name)}
 		}
-		n.State = want
+		n.Drain = drain
+		if n.State != node.Down {
+			n.State = node.Ready
+			if drain {
+				n.State = node.Draining
+			}
+		}
 		if err := tx.PutNode(ctx, n); err != nil {
 			return err
 		}
 		out = n
-		return tx.InsertEvents(ctx, event.Event{At: s.clock.Now(), Node: name, Reason: reason})
+		reason, msg := event.NodeUndrain, ""
+		if drain {
+			reason = event.NodeDrain
+		}
+		if n.State == node.Down {
+			back := node.Ready
+			if drain {
+				back = node.Draining
+			}
+			msg = "the node is DOWN; it comes back " + string(back)
+		}
+		return tx.InsertEvents(ctx, event.Event{At: s.clock.Now(), Node: name, Reason: reason, Message: msg})
 	})
 	if err != nil {
 		return node.Node{}, fmt.Errorf("drain node %s: %w", name, err)

@@ -350,8 +350,11 @@ func (s *Scheduler) heartbeat(ctx context.Context, tx store.Tx, in node.Node, no
 	case err != nil:
 		return false, err
 	case n.State == node.Down:
-		joined = true
+		joined = !n.Drain
 		n.State = node.Ready
+		if n.Drain {
+			n.State = node.Draining
+		}
 		if err := tx.InsertEvents(ctx, event.Event{At: now, Node: in.Name, Reason: event.NodeReturned}); err != nil {
 			return false, err
 		}

@@ -357,13 +357,13 @@ func (t *tx) UpdateTask(ctx context.Context, tk task.Task, expect task.State) er
 
 // ---- nodes
 
-const nodeCols = `name, state, address, attributes, cpu, memory, version, registered_at, last_seen`
+const nodeCols = `name, state, address, attributes, cpu, memory, version, registered_at, last_seen, drain`
 
 func scanNode(row interface{ Scan(...any) error }) (node.Node, error) {
 	var n node.Node
 	var state, attrs string
 	var reg, seen int64
-	if err := row.Scan(&n.Name, &state, &n.Address, &attrs, &n.Capacity.CPU, &n.Capacity.Memory, &n.Version, &reg, &seen); err != nil {
+	if err := row.Scan(&n.Name, &state, &n.Address, &attrs, &n.Capacity.CPU, &n.Capacity.Memory, &n.Version, &reg, &seen, &n.Drain); err != nil {
 		return node.Node{}, translate(err)
 	}
 	n.State = node.State(state)
@@ -404,11 +404,11 @@ func (t *tx) PutNode(ctx context.Context, n node.Node) error {
 	if err != nil {
 		return fmt.Errorf("encode attributes of node %s: %w", n.Name, err)
 	}
-	_, err = t.exec(ctx, `INSERT INTO nodes (`+nodeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err = t.exec(ctx, `INSERT INTO nodes (`+nodeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET state = excluded.state, address = excluded.address,
 		attributes = excluded.attributes, cpu = excluded.cpu, memory = excluded.memory,
-		version = excluded.version, last_seen = excluded.last_seen`,
-		n.Name, string(n.State), n.Address, string(attrs), n.Capacity.CPU, n.Capacity.Memory, n.Version, ns(n.RegisteredAt), ns(n.LastSeen))
+		version = excluded.version, last_seen = excluded.last_seen, drain = excluded.drain`,
+		n.Name, string(n.State), n.Address, string(attrs), n.Capacity.CPU, n.Capacity.Memory, n.Version, ns(n.RegisteredAt), ns(n.LastSeen), n.Drain)
 	if err != nil {
 		return fmt.Errorf("put node %s: %w", n.Name, translate(err))
 	}

@@ -61,6 +61,7 @@ func testPutNode(t *testing.T, s store.Store) {
 	second := NewNode(func(n *node.Node) {
 		n.Name = first.Name
 		n.State = node.Draining
+		n.Drain = true
 		n.Address = "10.0.0.8:7070"
 		n.Attributes = map[string]string{"os": "linux", "gpu": "a100"}
 		n.Capacity = job.Resources{CPU: 16000, Memory: 64 << 30}
