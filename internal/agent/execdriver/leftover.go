@@ -65,12 +65,21 @@ func ReapLeftovers(dir string) (map[string]Leftover, error) {
 			pid, err1 := strconv.Atoi(fields[0])
 			start, err2 := strconv.ParseUint(fields[1], 10, 64)
 			if err1 == nil && err2 == nil && pid > 1 {
-				if st, err := readProcStat(pid); err == nil && st.startTime == start {
+				st, err := readProcStat(pid)
+				switch {
+				case err == nil && st.startTime == start:
 					lo.Alive = true
 					f := newFamily(pid)
 					_ = f.grow()
 					f.signal(unix.SIGKILL)
 					f.close()
+				case err != nil && unix.Kill(-pid, 0) == nil:
+					// The main process is gone but its group lives on
+					// (children it left). No process has the pid, and
+					// Linux does not hand out a pid that is still a
+					// group's id, so the group is the task's.
+					lo.Alive = true
+					_ = unix.Kill(-pid, unix.SIGKILL)
 				}
 			}
 		}
