@@ -12,11 +12,13 @@ import (
 	"github.com/drover-dev/drover/internal/agent"
 	"github.com/drover-dev/drover/internal/client"
 	"github.com/drover-dev/drover/internal/jobspec"
+	"github.com/drover-dev/drover/internal/secret"
 )
 
 func newAgentCmd() *cobra.Command {
 	var (
 		serverURL, data, name, logLevel, memory string
+		tokenFile                               string
 		caps                                    []string
 		cpu                                     int64
 		parentPID                               int
@@ -35,6 +37,11 @@ can ask for. On SIGTERM it kills its tasks and reports them before exiting.`,
 			if err != nil {
 				return err
 			}
+			tok, err := agentToken(tokenFile)
+			if err != nil {
+				return err
+			}
+			c = c.WithToken(tok)
 			capabilities := map[string]string{}
 			for _, kv := range caps {
 				k, v, ok := strings.Cut(kv, "=")
@@ -67,6 +74,7 @@ can ask for. On SIGTERM it kills its tasks and reports them before exiting.`,
 	cmd.Flags().StringVar(&serverURL, "server", "http://"+defaultListen, "URL of the drover server")
 	cmd.Flags().StringVar(&data, "data", defaultDataDir("agent"), "directory for task sandboxes")
 	cmd.Flags().StringVar(&name, "name", "", "node name (default: the host name)")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the agent token (default: $DROVER_TOKEN); the server writes one to DATA/agent.token")
 	cmd.Flags().StringArrayVar(&caps, "capability", nil, "node attribute KEY=VALUE (repeatable)")
 	cmd.Flags().Int64Var(&cpu, "cpu", 0, "millicores offered to tasks (default: all cores)")
 	cmd.Flags().StringVar(&memory, "memory", "", "memory offered to tasks, e.g. 4GiB (default: all)")
@@ -99,4 +107,15 @@ func stopWhenOrphaned(ctx context.Context, ppid int) context.Context {
 		}
 	}()
 	return ctx
+}
+
+// agentToken reads the agent's token from --token-file or DROVER_TOKEN.
+func agentToken(tokenFile string) (secret.String, error) {
+	if tokenFile != "" {
+		return readTokenFile(tokenFile)
+	}
+	if t := strings.TrimSpace(os.Getenv("DROVER_TOKEN")); t != "" {
+		return secret.New(t), nil
+	}
+	return secret.String{}, fmt.Errorf("no agent token: give --token-file (the server writes one to its DATA/agent.token) or set DROVER_TOKEN")
 }

@@ -113,7 +113,14 @@ func benchCluster(ctx context.Context, n, nodes int, cpu int64, argv []string, k
 	if err != nil {
 		return benchResult{}, err
 	}
-	agents, err := startLocalAgents(dir, rs.url, nodes, localAgentOpts{logLevel: "error"})
+	ao := localAgentOpts{logLevel: "error"}
+	admin, err := devCredentials(ctx, rs, dir, &ao)
+	if err != nil {
+		cancel()
+		_ = rs.wait()
+		return benchResult{}, err
+	}
+	agents, err := startLocalAgents(dir, rs.url, nodes, ao)
 	if err != nil {
 		cancel()
 		_ = rs.wait()
@@ -128,6 +135,7 @@ func benchCluster(ctx context.Context, n, nodes int, cpu int64, argv []string, k
 	if err != nil {
 		return benchResult{}, err
 	}
+	c = c.WithToken(admin)
 	if err := waitForNodes(ctx, c, nodes, 30*time.Second); err != nil {
 		return benchResult{}, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/drover-dev/drover/examples"
 	"github.com/drover-dev/drover/internal/agent"
 	"github.com/drover-dev/drover/internal/client"
+	"github.com/drover-dev/drover/internal/secret"
 )
 
 func newDevCmd() *cobra.Command {
@@ -53,6 +54,14 @@ what each instance wrote.`,
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "drover dev: server and web page at %s (data in %s)\n", rs.url, opts.data)
+			admin, err := devCredentials(ctx, rs, opts.data, &agentOpts)
+			if err != nil {
+				stopServer()
+				_ = rs.wait()
+				return err
+			}
+			fmt.Fprintf(out, "drover dev: admin token in %s (the CLI finds it through %s)\n",
+				filepath.Join(opts.data, "admin.token"), clustersPath())
 			agentOpts.logLevel = opts.logLevel
 			agents, err := startLocalAgents(opts.data, rs.url, nodes, agentOpts)
 			if err != nil {
@@ -63,7 +72,7 @@ what each instance wrote.`,
 			fmt.Fprintf(out, "drover dev: %d local agents started (logs in %s)\n", nodes, filepath.Join(opts.data, "agents"))
 			var demoErr error
 			if demo {
-				demoErr = runDemo(ctx, out, rs.url, nodes)
+				demoErr = runDemo(ctx, out, rs.url, admin, nodes)
 				if demoErr != nil {
 					fmt.Fprintf(out, "drover dev: demo failed: %v\n", demoErr)
 				}
@@ -104,6 +113,33 @@ type localAgents struct {
 type localAgentOpts struct {
 	logLevel                string
 	syncInterval, stopAfter time.Duration
+	// token is the agent token, passed in the environment (never argv,
+	// which every local user can read).
+	token secret.String
+}
+
+// devCredentials prepares a development cluster's credentials: the store's
+// first admin, an admin API token in DATA/admin.token remembered in the
+// CLI's cluster list for this address (so the CLI needs no flag), and the
+// agents' token.
+func devCredentials(ctx context.Context, rs *runningServer, data string, ao *localAgentOpts) (secret.String, error) {
+	_, agentTok, err := serverCredentials(ctx, rs.srv, data)
+	if err != nil {
+		return secret.String{}, err
+	}
+	ao.token = agentTok
+	admin, err := adminToken(ctx, rs.srv, data)
+	if err != nil {
+		return secret.String{}, err
+	}
+	abs, err := filepath.Abs(filepath.Join(data, "admin.token"))
+	if err != nil {
+		return secret.String{}, err
+	}
+	if err := rememberCluster(clusterEntry{Name: "dev", Addr: rs.url, TokenFile: abs}); err != nil {
+		return secret.String{}, fmt.Errorf("remember the dev cluster: %w", err)
+	}
+	return admin, nil
 }
 
 func startLocalAgents(data, serverURL string, n int, o localAgentOpts) (*localAgents, error) {
@@ -133,6 +169,7 @@ func startLocalAgents(data, serverURL string, n int, o localAgentOpts) (*localAg
 			args = append(args, "--stop-after", o.stopAfter.String())
 		}
 		c := exec.Command(self, args...)
+		c.Env = append(os.Environ(), "DROVER_TOKEN="+o.token.Reveal())
 		c.Stdout, c.Stderr = logf, logf
 		// The agent stops if this process dies, even by SIGKILL: the
 		// kernel sends it SIGTERM (and the agent watches its parent too,
@@ -174,11 +211,12 @@ func (la *localAgents) stop(grace time.Duration) {
 
 // runDemo waits for the agents, runs examples/hello.yaml and prints what
 // each instance wrote.
-func runDemo(ctx context.Context, out io.Writer, url string, nodes int) error {
+func runDemo(ctx context.Context, out io.Writer, url string, token secret.String, nodes int) error {
 	c, err := client.New(url, nil)
 	if err != nil {
 		return err
 	}
+	c = c.WithToken(token)
 	if err := waitForNodes(ctx, c, nodes, 30*time.Second); err != nil {
 		return err
 	}

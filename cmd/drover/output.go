@@ -15,18 +15,30 @@ import (
 
 // clientFlags are the flags every client command shares.
 type clientFlags struct {
-	addr   string
-	output string
+	addr      string
+	output    string
+	tokenFile string
 }
 
 func (f *clientFlags) register(cmd *cobra.Command, listing bool) {
 	cmd.Flags().StringVar(&f.addr, "addr", "http://"+defaultListen, "URL of the drover server")
+	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the API token (default: $DROVER_TOKEN, or the token file the cluster list names for --addr)")
 	if listing {
 		cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 	}
 }
 
-func (f *clientFlags) client() (*client.Client, error) { return client.New(f.addr, nil) }
+func (f *clientFlags) client() (*client.Client, error) {
+	c, err := client.New(f.addr, nil)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := clientToken(f.addr, f.tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	return c.WithToken(tok), nil
+}
 
 func (f *clientFlags) json() (bool, error) {
 	switch f.output {

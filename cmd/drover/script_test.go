@@ -27,6 +27,7 @@ import (
 
 	"github.com/drover-dev/drover/internal/api"
 	"github.com/drover-dev/drover/internal/client"
+	"github.com/drover-dev/drover/internal/secret"
 )
 
 // The end-to-end tests: the scripts in testdata/script drive the real drover
@@ -141,6 +142,8 @@ func TestScript(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("PATH", binDir+string(os.PathListSeparator)+env.Getenv("PATH"))
 			env.Setenv("EXAMPLES", examples)
+			// drover dev remembers its cluster in the CLI's config dir.
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
 			c := &cluster{work: env.WorkDir, data: filepath.Join(env.WorkDir, "data")}
 			env.Values[clusterKey{}] = c
 			env.Defer(c.cleanup)
@@ -253,6 +256,7 @@ func (c *cluster) startOnce(ts *testscript.TestScript) error {
 		"PATH=" + ts.Getenv("PATH"),
 		"HOME=" + ts.Getenv("HOME"),
 		"TMPDIR=" + ts.Getenv("TMPDIR"),
+		"XDG_CONFIG_HOME=" + ts.Getenv("XDG_CONFIG_HOME"),
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// If the test process dies, so does the cluster (its agents follow
@@ -283,6 +287,13 @@ func (c *cluster) startOnce(ts *testscript.TestScript) error {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := cl.Health(ctx); err == nil {
+			state = "no admin token yet"
+			// drover dev writes the admin token once the store is ready;
+			// the script's CLI and wait commands use it.
+			if tok, err := os.ReadFile(filepath.Join(c.data, "admin.token")); err == nil {
+				ts.Setenv("DROVER_TOKEN", strings.TrimSpace(string(tok)))
+				cl = cl.WithToken(secret.New(strings.TrimSpace(string(tok))))
+			}
 			state = "no node is READY"
 			if ns, err := cl.ListNodes(ctx); err == nil {
 				var ready []string
@@ -481,8 +492,7 @@ func cmdTaskProcs(ts *testscript.TestScript, neg bool, args []string) {
 
 // waitJob long-polls a job until ok says it is done, at most waitTimeout.
 func waitJob(ts *testscript.TestScript, key, what string, ok func(api.Job) bool) api.Job {
-	c, err := client.New(ts.Getenv("DROVER_ADDR"), nil)
-	ts.Check(err)
+	c := scriptClient(ts)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	var index int64
@@ -550,10 +560,10 @@ func cmdWaitEvent(ts *testscript.TestScript, neg bool, args []string) {
 		msg, err = regexp.Compile(args[2])
 		ts.Check(err)
 	}
-	c, err := client.New(ts.Getenv("DROVER_ADDR"), nil)
-	ts.Check(err)
+	c := scriptClient(ts)
 	var seen []api.Event
 	waitJob(ts, args[0], "with a matching "+args[1]+" event", func(api.Job) bool {
+		var err error
 		seen, err = c.JobEvents(context.Background(), args[0])
 		ts.Check(err)
 		return slices.ContainsFunc(seen, func(e api.Event) bool {
@@ -872,6 +882,9 @@ func cmdHTTPCode(ts *testscript.TestScript, neg bool, args []string) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, args[1], ts.Getenv("DROVER_ADDR")+args[2], body)
 	ts.Check(err)
+	if tok := ts.Getenv("DROVER_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	ts.Check(err)
 	defer resp.Body.Close()
@@ -895,4 +908,11 @@ func cmdDBCheck(ts *testscript.TestScript, neg bool, args []string) {
 	if check != "ok" {
 		ts.Fatalf("dbcheck %s: %s", args[0], check)
 	}
+}
+
+// scriptClient is a client of the script's cluster, with its admin token.
+func scriptClient(ts *testscript.TestScript) *client.Client {
+	c, err := client.New(ts.Getenv("DROVER_ADDR"), nil)
+	ts.Check(err)
+	return c.WithToken(secret.New(ts.Getenv("DROVER_TOKEN")))
 }

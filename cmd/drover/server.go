@@ -45,7 +45,17 @@ upload under --data, and answers the HTTP API, the web page and /health on
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "drover server listening on %s (data in %s)\n", rs.url, opts.data)
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "drover server listening on %s (data in %s)\n", rs.url, opts.data)
+			pw, _, err := serverCredentials(cmd.Context(), rs.srv, opts.data)
+			if err != nil {
+				return err
+			}
+			if !pw.IsZero() {
+				fmt.Fprintf(out, "first start: created user admin with password %s\n(shown once; change it by making another admin and deleting this one)\n", pw.Reveal())
+			}
+			fmt.Fprintf(out, "agents join with the token in %s: drover agent --server %s --token-file FILE\n",
+				filepath.Join(opts.data, "agent.token"), rs.url)
 			return rs.wait()
 		},
 	}
@@ -71,6 +81,7 @@ func (o *serverOpts) registerLiveness(cmd *cobra.Command) {
 // runningServer is a started server; wait blocks until it has stopped.
 type runningServer struct {
 	url  string
+	srv  *server.Server
 	done chan error
 }
 
@@ -103,7 +114,7 @@ func startServer(ctx context.Context, opts serverOpts, logger *slog.Logger) (*ru
 		return nil, fmt.Errorf("listen on %s: %w", opts.listen, err)
 	}
 	sched.Start(context.WithoutCancel(ctx))
-	rs := &runningServer{url: "http://" + ln.Addr().String(), done: make(chan error, 1)}
+	rs := &runningServer{url: "http://" + ln.Addr().String(), srv: srv, done: make(chan error, 1)}
 	go func() {
 		err := srv.Serve(ctx, ln, 10*time.Second)
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -45,6 +45,12 @@ const (
 	// its tasks running. It must be longer than the server's node grace,
 	// so a short outage costs nothing.
 	DefaultStopAfter = 60 * time.Second
+	// syncTimeout is how long a sync may take beyond the time the server
+	// may hold it, before the agent gives up on it and tries again.
+	syncTimeout = 10 * time.Second
+	// repeatPause is how long the agent waits before it syncs again when
+	// the server answered at once with nothing new (see Agent.pause).
+	repeatPause = time.Second
 	// recentFor is how long the agent remembers a finished task's ID, so a
 	// late copy of its assignment never runs it twice.
 	recentFor = 10 * time.Minute
@@ -147,10 +153,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.reapLeftovers(ctx)
 	backoff := 100 * time.Millisecond
 	failing := false
+	// lastOK is when the last sync that worked was sent: the server saw
+	// the node no earlier, so stop_after counted from it ends no later
+	// than stop_after after the server's last sight of the node.
 	lastOK := time.Now()
 	stopped := false // tasks were killed for stop_after in this outage
 	for ctx.Err() == nil {
-		resp, err := a.syncOnce(ctx)
+		sent := time.Now()
+		resp, err := a.syncOnce(ctx, lastOK.Add(a.cfg.StopAfter))
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -183,17 +193,29 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.InfoContext(ctx, "sync works again")
 			failing = false
 		}
-		lastOK, stopped = time.Now(), false
+		lastOK, stopped = sent, false
 		backoff = 100 * time.Millisecond
-		a.apply(ctx, resp)
+		if a.apply(ctx, resp) {
+			// The server answered at once with nothing new: it repeats
+			// the kill orders of tasks still stopping (SIGTERM sent, the
+			// kill_grace not over). Wait for a change, or a moment,
+			// before asking again, rather than spin through syncs (each
+			// a write on the server) until they are gone.
+			a.pause(ctx, min(repeatPause, a.cfg.SyncWait))
+		}
 	}
 	return a.shutdown()
 }
 
 // syncOnce sends one sync. With unreported changes it asks for an answer at
 // once; otherwise it lets the server hold the call, and a change cancels
-// the held call so the next loop reports it.
-func (a *Agent) syncOnce(ctx context.Context) (api.SyncResponse, error) {
+// the held call so the next loop reports it (context.Canceled).
+//
+// The call is bounded: the server's hold plus syncTimeout, and never past
+// stopAt, when stop_after runs out. A call on a dead network (a black hole,
+// a cable pulled mid-call) gets no answer and no reset for minutes; without
+// a bound it would keep the agent from ever stopping its tasks.
+func (a *Agent) syncOnce(ctx context.Context, stopAt time.Time) (api.SyncResponse, error) {
 	a.mu.Lock()
 	wait := a.cfg.SyncWait
 	if a.dirty {
@@ -202,7 +224,17 @@ func (a *Agent) syncOnce(ctx context.Context) (api.SyncResponse, error) {
 	a.dirty = false
 	req := a.reportLocked()
 	req.Wait = api.Duration(wait)
-	sctx, cancel := context.WithCancel(ctx)
+	now := time.Now()
+	deadline := now.Add(wait + syncTimeout)
+	if stopAt.Before(deadline) {
+		// A held call still gets its hold, even with a stop_after
+		// shorter than the sync interval.
+		deadline = stopAt
+		if hold := now.Add(wait + time.Second); deadline.Before(hold) {
+			deadline = hold
+		}
+	}
+	sctx, cancel := context.WithDeadline(ctx, deadline)
 	if wait > 0 {
 		a.cancel = cancel
 	}
@@ -214,7 +246,7 @@ func (a *Agent) syncOnce(ctx context.Context) (api.SyncResponse, error) {
 		cancel()
 	}()
 	resp, err := a.cfg.Client.Sync(sctx, req)
-	if err != nil && sctx.Err() != nil && ctx.Err() == nil {
+	if err != nil && errors.Is(sctx.Err(), context.Canceled) && ctx.Err() == nil {
 		return resp, context.Canceled
 	}
 	return resp, err
@@ -241,13 +273,18 @@ func (a *Agent) changed() {
 	}
 }
 
-func (a *Agent) apply(ctx context.Context, resp api.SyncResponse) {
+// apply carries out the server's orders. It reports whether the answer
+// held orders but none that were new: only kills of tasks already being
+// stopped, acks of tasks already forgotten, assignments already held.
+func (a *Agent) apply(ctx context.Context, resp api.SyncResponse) (repeated bool) {
 	now := time.Now()
+	news := false
 	a.mu.Lock()
 	for _, id := range resp.Ack {
 		if t, ok := a.tasks[id]; ok && task.State(t.status.State).IsTerminal() {
 			delete(a.tasks, id)
 			a.recent[id] = now
+			news = true
 		}
 	}
 	for id, at := range a.recent {
@@ -259,6 +296,7 @@ func (a *Agent) apply(ctx context.Context, resp api.SyncResponse) {
 	for _, k := range resp.Kill {
 		if t, ok := a.tasks[k.TaskID]; ok {
 			kills = append(kills, t)
+			news = news || !t.killed
 		}
 	}
 	var starts []api.Assignment
@@ -271,6 +309,8 @@ func (a *Agent) apply(ctx context.Context, resp api.SyncResponse) {
 		}
 		starts = append(starts, as)
 	}
+	news = news || len(starts) > 0
+	repeated = !news && (len(resp.Ack) > 0 || len(resp.Kill) > 0 || len(resp.Assign) > 0)
 	a.mu.Unlock()
 	for _, t := range kills {
 		t.kill(killOrdered)
@@ -305,6 +345,25 @@ func (a *Agent) apply(ctx context.Context, resp api.SyncResponse) {
 			<-a.starting
 		}()
 	}
+	return repeated
+}
+
+// pause waits up to d, or less if a task's status changes (see changed)
+// or ctx ends.
+func (a *Agent) pause(ctx context.Context, d time.Duration) {
+	a.mu.Lock()
+	if a.dirty {
+		a.mu.Unlock()
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, d)
+	a.cancel = cancel
+	a.mu.Unlock()
+	<-pctx.Done()
+	a.mu.Lock()
+	a.cancel = nil
+	a.mu.Unlock()
+	cancel()
 }
 
 // start runs an assignment. Starting is quick (a fork and exec); the wait

@@ -17,8 +17,10 @@ import (
 
 	"github.com/drover-dev/drover/internal/agent"
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/client"
 	"github.com/drover-dev/drover/internal/scheduler"
+	"github.com/drover-dev/drover/internal/secret"
 	"github.com/drover-dev/drover/internal/server"
 	"github.com/drover-dev/drover/internal/store/sqlite"
 )
@@ -44,15 +46,16 @@ func setup(t *testing.T) *bundle {
 	srv, err := server.New(server.Config{Store: db, Scheduler: sched, DataDir: dir})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv)
+	admin, agentTok := testTokens(t, srv)
 	c, err := client.New(hs.URL, nil)
 	require.NoError(t, err)
-	a, err := agent.New(agent.Config{Client: c, DataDir: filepath.Join(dir, "agent"), Name: "node-1",
+	a, err := agent.New(agent.Config{Client: c.WithToken(agentTok), DataDir: filepath.Join(dir, "agent"), Name: "node-1",
 		CPU: 2000, Memory: 1 << 30, SyncWait: time.Second, Logger: testLogger()})
 	require.NoError(t, err)
 	actx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(actx) }()
-	b := &bundle{client: c}
+	b := &bundle{client: c.WithToken(admin)}
 	var stopped bool
 	b.stop = func() {
 		if stopped {
@@ -229,4 +232,17 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// testTokens prepares a server's store as a first start does and returns
+// an admin API token and an agent token.
+func testTokens(t *testing.T, srv *server.Server) (admin, agentTok secret.String) {
+	t.Helper()
+	_, err := srv.Bootstrap(t.Context())
+	require.NoError(t, err)
+	_, admin, err = srv.CreateToken(t.Context(), auth.APIToken, "admin", "test", nil, 0)
+	require.NoError(t, err)
+	_, agentTok, err = srv.CreateToken(t.Context(), auth.AgentToken, "", "test agents", nil, 0)
+	require.NoError(t, err)
+	return admin, agentTok
 }

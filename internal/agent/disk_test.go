@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/client"
 	"github.com/drover-dev/drover/internal/scheduler"
 	"github.com/drover-dev/drover/internal/server"
@@ -89,9 +90,15 @@ func TestTaskFillsDisk(t *testing.T) {
 	srv, err := server.New(server.Config{Store: db, Scheduler: sched, DataDir: dir})
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv)
+	_, err = srv.Bootstrap(ctx)
+	require.NoError(t, err)
+	_, adminTok, err := srv.CreateToken(ctx, auth.APIToken, "admin", "test", nil, 0)
+	require.NoError(t, err)
+	_, agentTok, err := srv.CreateToken(ctx, auth.AgentToken, "", "agents", nil, 0)
+	require.NoError(t, err)
 	c, err := client.New(hs.URL, nil)
 	require.NoError(t, err)
-	a, err := New(Config{Client: c, DataDir: data, Name: "node-1",
+	a, err := New(Config{Client: c.WithToken(agentTok), DataDir: data, Name: "node-1",
 		CPU: 2000, Memory: 1 << 30, SyncWait: time.Second, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	actx, cancel := context.WithCancel(ctx)
@@ -107,7 +114,7 @@ func TestTaskFillsDisk(t *testing.T) {
 		require.NoError(t, db.Close())
 	})
 
-	filler := runJob(t, c, "disk/dev/filler", `[sh, -c, 'dd if=/dev/zero of=big bs=1M']`)
+	filler := runJob(t, c.WithToken(adminTok), "disk/dev/filler", `[sh, -c, 'dd if=/dev/zero of=big bs=1M']`)
 	require.Equal(t, "FAILED", filler.State)
 	require.NotNil(t, filler.ExitCode)
 	require.Equal(t, 1, *filler.ExitCode)
@@ -117,15 +124,15 @@ func TestTaskFillsDisk(t *testing.T) {
 
 	// The disk is still full: the agent runs the next task all the same
 	// (its output has nowhere to go, and the message says that too).
-	next := runJob(t, c, "disk/dev/still-full", `[echo, still full]`)
+	next := runJob(t, c.WithToken(adminTok), "disk/dev/still-full", `[echo, still full]`)
 	require.Equal(t, "SUCCEEDED", next.State, next.Message)
 	t.Logf("the next task's message: %s", next.Message)
 
 	// Space back: the next task runs and its output is kept.
 	require.NoError(t, os.Remove(filepath.Join(sandbox, "work", "big")))
-	after := runJob(t, c, "disk/dev/after", `[echo, after]`)
+	after := runJob(t, c.WithToken(adminTok), "disk/dev/after", `[echo, after]`)
 	require.Equal(t, "SUCCEEDED", after.State, after.Message)
-	rc, err := c.TaskLogs(ctx, after.ID, "stdout", 0, false)
+	rc, err := c.WithToken(adminTok).TaskLogs(ctx, after.ID, "stdout", 0, false)
 	require.NoError(t, err)
 	out, err := io.ReadAll(rc)
 	require.NoError(t, rc.Close())

@@ -117,6 +117,8 @@ type Event struct {
 	To      string    `json:"to,omitempty"`
 	Reason  string    `json:"reason"`
 	Message string    `json:"message,omitempty"`
+	Actor   string    `json:"actor,omitempty"`
+	Source  string    `json:"source,omitempty"`
 }
 
 // KillRequest is the body of POST /v1/jobs/{role}/{env}/{name}/kill.

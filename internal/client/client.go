@@ -19,12 +19,22 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/secret"
 )
 
 // Client talks to one drover server.
 type Client struct {
-	base string
-	http *http.Client
+	base  string
+	http  *http.Client
+	token secret.String
+}
+
+// WithToken returns a copy of the client that sends token as its bearer
+// credentials.
+func (c *Client) WithToken(token secret.String) *Client {
+	cc := *c
+	cc.token = token
+	return &cc
 }
 
 // New returns a client of the server at addr ("http://127.0.0.1:7070").
@@ -79,6 +89,9 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 	}
 	for k, v := range header {
 		req.Header[k] = v
+	}
+	if !c.token.IsZero() {
+		req.Header.Set("Authorization", "Bearer "+c.token.Reveal())
 	}
 	if body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -287,4 +300,89 @@ func (c *Client) Health(ctx context.Context) error {
 		return fmt.Errorf("health: server answered %q", b)
 	}
 	return nil
+}
+
+// Login exchanges a user's password for an API token.
+func (c *Client) Login(ctx context.Context, user string, password secret.String, ttl time.Duration) (api.Token, error) {
+	var out api.Token
+	return out, c.postJSON(ctx, "/v1/login", api.LoginRequest{User: user, Password: password.Reveal(), TTL: api.Duration(ttl)}, &out)
+}
+
+// WhoAmI returns who the client's token acts as.
+func (c *Client) WhoAmI(ctx context.Context) (api.WhoAmI, error) {
+	var out api.WhoAmI
+	return out, c.getJSON(ctx, "/v1/whoami", &out)
+}
+
+// CreateToken makes a token; the answer holds its secret, once.
+func (c *Client) CreateToken(ctx context.Context, req api.TokenRequest) (api.Token, error) {
+	var out api.Token
+	return out, c.postJSON(ctx, "/v1/tokens", req, &out)
+}
+
+// ListTokens lists the caller's tokens, or everyone's with all.
+func (c *Client) ListTokens(ctx context.Context, all bool) ([]api.Token, error) {
+	var out []api.Token
+	p := "/v1/tokens"
+	if all {
+		p += "?all=true"
+	}
+	return out, c.getJSON(ctx, p, &out)
+}
+
+// RevokeToken revokes a token by its ID.
+func (c *Client) RevokeToken(ctx context.Context, id string) (api.Token, error) {
+	var out api.Token
+	_, err := c.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, nil, &out)
+	return out, err
+}
+
+// CreateUser makes a user.
+func (c *Client) CreateUser(ctx context.Context, req api.UserRequest) (api.User, error) {
+	var out api.User
+	return out, c.postJSON(ctx, "/v1/users", req, &out)
+}
+
+// ListUsers lists users.
+func (c *Client) ListUsers(ctx context.Context) ([]api.User, error) {
+	var out []api.User
+	return out, c.getJSON(ctx, "/v1/users", &out)
+}
+
+// DeleteUser deletes a user and revokes their tokens.
+func (c *Client) DeleteUser(ctx context.Context, name string) error {
+	_, err := c.do(ctx, http.MethodDelete, "/v1/users/"+url.PathEscape(name), nil, nil, &map[string]string{})
+	return err
+}
+
+// CreateRole makes a role.
+func (c *Client) CreateRole(ctx context.Context, req api.Role) (api.Role, error) {
+	var out api.Role
+	return out, c.postJSON(ctx, "/v1/roles", req, &out)
+}
+
+// ListRoles lists roles.
+func (c *Client) ListRoles(ctx context.Context) ([]api.Role, error) {
+	var out []api.Role
+	return out, c.getJSON(ctx, "/v1/roles", &out)
+}
+
+// GrantRole grants a role to a user (grant false revokes it).
+func (c *Client) GrantRole(ctx context.Context, role, user string, grant bool) (api.User, error) {
+	verb := "revoke"
+	if grant {
+		verb = "grant"
+	}
+	var out api.User
+	return out, c.postJSON(ctx, "/v1/roles/"+url.PathEscape(role)+"/"+verb, api.GrantRequest{User: user}, &out)
+}
+
+// Events lists events of every kind; reason "audit" lists the audit trail.
+func (c *Client) Events(ctx context.Context, reason string, after int64, limit int) ([]api.Event, error) {
+	var out []api.Event
+	p := fmt.Sprintf("/v1/events?after=%d&limit=%d", after, limit)
+	if reason != "" {
+		p += "&reason=" + url.QueryEscape(reason)
+	}
+	return out, c.getJSON(ctx, p, &out)
 }

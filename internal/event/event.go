@@ -17,6 +17,10 @@ type Event struct {
 	To      string
 	Reason  Reason
 	Message string
+	// Actor is who caused it ("user alice", "token 4cq…", "agent local-1"),
+	// Source where from (the client's address), for audit events.
+	Actor  string
+	Source string
 }
 
 // Reason says why something happened.
@@ -54,4 +58,8 @@ const (
 	NodeReturned   Reason = "node_returned"
 	NodeDrain      Reason = "node_drain"
 	NodeUndrain    Reason = "node_undrain"
+	// Audit records a mutating API call: who, what, when, from where.
+	Audit Reason = "audit"
+	// LoginFailed records a refused login.
+	LoginFailed Reason = "login_failed"
 )

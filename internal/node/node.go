@@ -27,7 +27,10 @@ type Node struct {
 	State State
 	// Drain is the operator's wish that the node take no new work. It
 	// outlives a DOWN spell: the node comes back DRAINING.
-	Drain        bool
+	Drain bool
+	// TokenID is the agent token that registered the node; no other
+	// token may sync as it.
+	TokenID      string
 	Address      string
 	Attributes   map[string]string // facts (os, arch, hostname) and --capability pairs
 	Capacity     job.Resources

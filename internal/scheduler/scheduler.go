@@ -282,6 +282,11 @@ func (e *ConflictError) Error() string { return e.Msg }
 // Unwrap makes errors.Is(err, store.ErrConflict) true.
 func (e *ConflictError) Unwrap() error { return store.ErrConflict }
 
+// ForbiddenError is a request the caller may not make; callers answer 403.
+type ForbiddenError struct{ Msg string }
+
+func (e *ForbiddenError) Error() string { return e.Msg }
+
 func joinReasons(rs []string) string { return strings.Join(rs, "; ") }
 
 var _ = fmt.Sprintf

@@ -364,6 +364,12 @@ func (s *Scheduler) heartbeat(ctx context.Context, tx store.Tx, in node.Node, no
 	if n.Capacity != in.Capacity || !maps.Equal(n.Attributes, in.Attributes) {
 		joined = true // new capacity or attributes may fit waiting tasks
 	}
+	if in.TokenID != "" {
+		if n.TokenID != "" && n.TokenID != in.TokenID {
+			return false, &ForbiddenError{Msg: fmt.Sprintf("node %s was registered with another agent token", in.Name)}
+		}
+		n.TokenID = in.TokenID
+	}
 	n.Address, n.Capacity, n.Version, n.LastSeen = in.Address, in.Capacity, in.Version, now
 	n.Attributes = maps.Clone(in.Attributes)
 	return joined, tx.PutNode(ctx, n)

@@ -57,7 +57,7 @@ func toAPINode(n node.Node, allocated job.Resources, tasks int) api.Node {
 
 func toAPIEvent(e event.Event) api.Event {
 	return api.Event{ID: e.ID, At: e.At, Job: e.Job, TaskID: e.TaskID, Node: e.Node, From: e.From, To: e.To,
-		Reason: string(e.Reason), Message: e.Message}
+		Reason: string(e.Reason), Message: e.Message, Actor: e.Actor, Source: e.Source}
 }
 
 func fromAPISync(req api.SyncRequest, address string) (scheduler.Report, error) {

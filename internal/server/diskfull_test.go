@@ -21,6 +21,7 @@ import (
 
 	"github.com/drover-dev/drover/internal/agent"
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/client"
 	"github.com/drover-dev/drover/internal/scheduler"
 	"github.com/drover-dev/drover/internal/server"
@@ -53,9 +54,16 @@ func TestDiskFull(t *testing.T) {
 	hs := httptest.NewServer(rec.wrap(srv))
 	t.Cleanup(hs.Close)
 	t.Cleanup(hs.CloseClientConnections)
-	b := &bundle{ctx: ctx, url: hs.URL}
+	_, err = srv.Bootstrap(ctx)
+	require.NoError(t, err)
+	_, adminTok, err := srv.CreateToken(ctx, auth.APIToken, "admin", "test", nil, 0)
+	require.NoError(t, err)
+	_, agentTok, err := srv.CreateToken(ctx, auth.AgentToken, "", "agents", nil, 0)
+	require.NoError(t, err)
+	b := &bundle{ctx: ctx, url: hs.URL, admin: adminTok, agent: agentTok}
 	c, err := client.New(hs.URL, nil)
 	require.NoError(t, err)
+	c = c.WithToken(agentTok)
 
 	// A real agent; its sandboxes are on the ordinary disk, so only the
 	// server's disk fills up.
@@ -76,7 +84,7 @@ func TestDiskFull(t *testing.T) {
 
 	// Before: a job runs to the end, so there are tasks, logs and events.
 	first := submitDoc(t, b, jobDoc("disk/dev/before"), http.StatusCreated)
-	waitEnd(t, c, "disk/dev/before", "SUCCEEDED")
+	waitEnd(t, c.WithToken(adminTok), "disk/dev/before", "SUCCEEDED")
 
 	filler := fill(t, dir)
 	rec.reset()
@@ -143,7 +151,7 @@ func TestDiskFull(t *testing.T) {
 	// and the agent's next sync works and runs the new job.
 	require.NoError(t, os.Remove(filler))
 	submitDoc(t, b, jobDoc("disk/dev/after"), http.StatusCreated)
-	waitEnd(t, c, "disk/dev/after", "SUCCEEDED")
+	waitEnd(t, c.WithToken(adminTok), "disk/dev/after", "SUCCEEDED")
 	resp, body = b.do(t, "POST", "/v1/agent/logs", mustJSON(t, chunk), nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 	require.Empty(t, rec.codes(http.StatusInternalServerError))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/drover-dev/drover/internal/api"
 	"github.com/drover-dev/drover/internal/job"
+	"github.com/drover-dev/drover/internal/scheduler"
 	"github.com/drover-dev/drover/internal/store"
 )
 
@@ -69,6 +70,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		code = http.StatusBadRequest
 		body.Errors = fes
 		body.Field = fes[0].Field
+	case errors.Is(err, errUnauthenticated) || errors.Is(err, errBadCredentials) || errors.As(err, new(*credentialsError)):
+		code = http.StatusUnauthorized
+	case errors.Is(err, errTooManyLogins):
+		code = http.StatusTooManyRequests
+	case errors.As(err, new(*forbiddenError)) || errors.As(err, new(*scheduler.ForbiddenError)):
+		code = http.StatusForbidden
 	case errors.As(err, &br):
 		code = http.StatusBadRequest
 		body.Field = br.field

@@ -2,20 +2,19 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/drover-dev/drover/internal/api"
-	"github.com/drover-dev/drover/internal/event"
+	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/job"
 	"github.com/drover-dev/drover/internal/jobspec"
+	"github.com/drover-dev/drover/internal/node"
 	"github.com/drover-dev/drover/internal/store"
 	"github.com/drover-dev/drover/internal/task"
 	"github.com/drover-dev/drover/internal/tasklog"
@@ -41,6 +40,9 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) (int, any, er
 	if len(specs) != 1 {
 		return 0, nil, badRequestf("body", "holds %d jobs; submit one job per request", len(specs))
 	}
+	if p := principalOf(r); !p.Can(auth.VerbSubmit, auth.ResourceJob, specs[0].Key.Role) {
+		return 0, nil, forbidden("you lack the permission submit:job:%s", specs[0].Key.Role)
+	}
 	idem := r.Header.Get("Idempotency-Key")
 	if len(idem) > 200 {
 		return 0, nil, badRequestf("Idempotency-Key", "must be at most 200 characters")
@@ -63,7 +65,11 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) (int, any, err
 		if err != nil {
 			return err
 		}
+		p := principalOf(r)
 		for _, j := range js {
+			if !p.Can(auth.VerbRead, auth.ResourceJob, j.Key.Role) {
+				continue // other teams' jobs are not shown, not even counted
+			}
 			aj, err := s.loadJob(r.Context(), rd, j.Key, false)
 			if err != nil {
 				return err
@@ -269,7 +275,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) (int, any, er
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	q := r.URL.Query()
-	return s.events(r, store.EventFilter{TaskID: q.Get("task"), Node: q.Get("node")}, nil)
+	return s.events(r, store.EventFilter{TaskID: q.Get("task"), Node: q.Get("node"), Reason: q.Get("reason")}, nil)
 }
 
 func (s *Server) events(r *http.Request, f store.EventFilter, check func(store.Reader) error) (int, any, error) {
@@ -317,6 +323,9 @@ func (s *Server) lookupTask(ctx context.Context, id string) (task.Task, error) {
 	})
 	if err != nil {
 		return task.Task{}, notFound("task "+id, err)
+	}
+	if p := principalFrom(ctx); p.Kind != auth.AgentKind && !p.Can(auth.VerbRead, auth.ResourceJob, t.Job.Role) {
+		return task.Task{}, &notFoundError{what: "task " + id}
 	}
 	return t, nil
 }
@@ -475,6 +484,9 @@ func (s *Server) agentSync(w http.ResponseWriter, r *http.Request) (int, any, er
 	if err != nil {
 		return 0, nil, err
 	}
+	// The node is the token's: no other agent token may sync as it, so an
+	// agent sees only its own assignments and changes only its own tasks.
+	rep.Node.TokenID = principalOf(r).TokenID
 	wait := min(max(time.Duration(req.Wait), 0), MaxSyncWait)
 	changed := s.sched.NodeChanged(rep.Node.Name)
 	orders, err := s.sched.Sync(r.Context(), rep)
@@ -522,7 +534,11 @@ func (s *Server) agentLogs(w http.ResponseWriter, r *http.Request) (int, any, er
 	if c.Offset < 0 {
 		return 0, nil, badRequestf("offset", "must not be negative")
 	}
-	if _, err := s.lookupTask(r.Context(), c.TaskID); err != nil {
+	t, err := s.lookupTask(r.Context(), c.TaskID)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.ownsNode(r, t.Node); err != nil {
 		return 0, nil, err
 	}
 	lg, err := s.logs.get(c.TaskID, c.Stream)
@@ -535,11 +551,21 @@ func (s *Server) agentLogs(w http.ResponseWriter, r *http.Request) (int, any, er
 	return http.StatusOK, map[string]int64{"end": lg.End()}, nil
 }
 
-var (
-	_ = json.Marshal
-	_ = strings.TrimSpace
-	_ = event.Submitted
-)
+// ownsNode checks that the calling agent's token registered the node: an
+// agent writes only its own tasks' output.
+func (s *Server) ownsNode(r *http.Request, name string) error {
+	p := principalOf(r)
+	var n node.Node
+	err := s.store.View(r.Context(), func(rd store.Reader) error {
+		var err error
+		n, err = rd.GetNode(r.Context(), name)
+		return err
+	})
+	if err != nil || n.TokenID != p.TokenID {
+		return &notFoundError{what: "task"}
+	}
+	return nil
+}
 
 // drainNode drains (or undrains) a node and answers it.
 func (s *Server) drainNode(drain bool) handlerFunc {

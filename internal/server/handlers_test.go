@@ -129,6 +129,7 @@ func TestGetJobWaitsForChange(t *testing.T) {
 			done <- result{err: err}
 			return
 		}
+		req.Header.Set("Authorization", "Bearer "+b.admin.Reveal())
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			done <- result{err: err}

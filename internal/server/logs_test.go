@@ -81,6 +81,7 @@ func TestLogsFollow(t *testing.T) {
 
 	req, err := http.NewRequestWithContext(b.ctx, "GET", b.url+"/v1/tasks/task0001/logs/stdout?follow=true", nil)
 	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+b.admin.Reveal())
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/scheduler"
 	"github.com/drover-dev/drover/internal/store"
 )
@@ -47,10 +48,17 @@ type Server struct {
 	log     *slog.Logger
 	version string
 	mux     *http.ServeMux
+	// routeList is every route with its guard.
+	routeList []route
 	// stopping is closed when shutdown begins, so held-open calls (agent
 	// syncs, job waits, log follows) answer at once.
 	stopping chan struct{}
 	stopOnce sync.Once
+	// sessions are the web page's logins (nil: no web login).
+	sessions *sessionManager
+	// loginUsers and loginAddrs bound failed logins per user and per
+	// client address.
+	loginUsers, loginAddrs *auth.Limiter
 }
 
 // New returns a server.
@@ -67,45 +75,65 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger.With("component", "server"),
 		logs: newLogStore(filepath.Join(cfg.DataDir, "logs")), version: cfg.Version, mux: http.NewServeMux(),
-		stopping: make(chan struct{}),
+		stopping:   make(chan struct{}),
+		loginUsers: auth.NewLimiter(loginFailuresPerUser, loginWindow),
+		loginAddrs: auth.NewLimiter(loginFailuresPerAddr, loginWindow),
 	}
 	s.routes()
 	return s, nil
 }
 
-func (s *Server) handle(pattern string, h http.Handler) {
-	s.mux.Handle(pattern, h)
-}
-
 func (s *Server) routes() {
-	s.handle("GET /health", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /health", public, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("OK\n"))
 	}))
-	s.handle("POST /v1/jobs", s.wrap(s.submitJob))
-	s.handle("GET /v1/jobs", s.wrap(s.listJobs))
-	s.handle("GET /v1/jobs/{role}/{env}/{name}", s.wrap(s.getJob))
-	s.handle("POST /v1/jobs/{role}/{env}/{name}/kill", s.wrap(s.killJob))
-	s.handle("GET /v1/jobs/{role}/{env}/{name}/events", s.wrap(s.jobEvents))
-	s.handle("GET /v1/tasks/{id}", s.wrap(s.getTask))
-	s.handle("GET /v1/tasks/{id}/logs/{stream}", s.wrap(s.taskLogs))
-	s.handle("GET /v1/nodes", s.wrap(s.listNodes))
-	s.handle("POST /v1/nodes/{name}/drain", s.wrap(s.drainNode(true)))
-	s.handle("POST /v1/nodes/{name}/undrain", s.wrap(s.drainNode(false)))
-	s.handle("GET /v1/events", s.wrap(s.listEvents))
-	s.handle("GET /vars.json", s.wrap(s.vars))
-	s.handle("POST /v1/agent/sync", s.wrap(s.agentSync))
-	s.handle("POST /v1/agent/logs", s.wrap(s.agentLogs))
-	s.handle("GET /{$}", s.wrap(s.pageJobs))
-	s.handle("GET /ui/jobs/{role}/{env}/{name}", s.wrap(s.pageJob))
-	s.handle("GET /ui/tasks/{id}", s.wrap(s.pageTask))
-	s.handle("/", s.wrap(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	s.handle("POST /v1/jobs", signedIn, s.wrap(s.submitJob))
+	s.handle("GET /v1/jobs", signedIn, s.wrap(s.listJobs))
+	s.handle("GET /v1/jobs/{role}/{env}/{name}", mayJob(auth.VerbRead), s.wrap(s.getJob))
+	s.handle("POST /v1/jobs/{role}/{env}/{name}/kill", mayJob(auth.VerbKill), s.wrap(s.killJob))
+	s.handle("GET /v1/jobs/{role}/{env}/{name}/events", mayJob(auth.VerbRead), s.wrap(s.jobEvents))
+	s.handle("GET /v1/tasks/{id}", signedIn, s.wrap(s.getTask))
+	s.handle("GET /v1/tasks/{id}/logs/{stream}", signedIn, s.wrap(s.taskLogs))
+	s.handle("GET /v1/nodes", may(auth.VerbRead, auth.ResourceNode), s.wrap(s.listNodes))
+	s.handle("POST /v1/nodes/{name}/drain", mayNode(auth.VerbDrain), s.wrap(s.drainNode(true)))
+	s.handle("POST /v1/nodes/{name}/undrain", mayNode(auth.VerbDrain), s.wrap(s.drainNode(false)))
+	s.handle("GET /v1/events", may(auth.VerbRead, auth.ResourceAudit), s.wrap(s.listEvents))
+	s.handle("GET /vars.json", may(auth.VerbRead, auth.ResourceVars), s.wrap(s.vars))
+	s.handle("POST /v1/agent/sync", agentOnly, s.wrap(s.agentSync))
+	s.handle("POST /v1/agent/logs", agentOnly, s.wrap(s.agentLogs))
+	s.handle("GET /{$}", signedIn, s.wrap(s.pageJobs))
+	s.handle("GET /ui/jobs/{role}/{env}/{name}", mayJob(auth.VerbRead), s.wrap(s.pageJob))
+	s.handle("GET /ui/tasks/{id}", signedIn, s.wrap(s.pageTask))
+	s.authRoutes()
+	// Unknown routes answer 404 to anyone signed in, 401 to anonymous
+	// callers: they learn nothing of what exists.
+	s.mux.Handle("/", s.wrap(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
+		if principalOf(r).Kind == auth.Anonymous {
+			return 0, nil, errUnauthenticated
+		}
 		return 0, nil, fmt.Errorf("no route %s %s: %w", r.Method, r.URL.Path, store.ErrNotFound)
 	}))
 }
 
-// ServeHTTP makes the server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP makes the server an http.Handler: it finds the principal, lets
+// the route's guard judge, and audits every call that changes something.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p, err := s.authenticate(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="drover"`)
+		s.writeError(w, r, err)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	if !isMutating(r) {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(rec, r)
+	s.audit(r, p, rec.status)
+}
 
 // Close releases open log files.
 func (s *Server) Close() error { return s.logs.close() }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,7 +20,9 @@ import (
 
 	"github.com/drover-dev/drover/examples"
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/scheduler"
+	"github.com/drover-dev/drover/internal/secret"
 	"github.com/drover-dev/drover/internal/server"
 	"github.com/drover-dev/drover/internal/store"
 	"github.com/drover-dev/drover/internal/store/sqlite"
@@ -97,7 +100,11 @@ type bundle struct {
 	clock *fakeClock
 	store *spyStore
 	sched *scheduler.Scheduler
+	srv   *server.Server
 	url   string
+	// admin and agent are the tokens do sends by default: the agent's
+	// on /v1/agent/ routes, the admin's on every other.
+	admin, agent secret.String
 }
 
 func setup(t *testing.T) *bundle {
@@ -116,6 +123,13 @@ func setup(t *testing.T) *bundle {
 	srv, err := server.New(server.Config{Store: b.store, Scheduler: b.sched, DataDir: dir, Version: "test"})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, srv.Close()) })
+	b.srv = srv
+	_, err = srv.Bootstrap(t.Context())
+	require.NoError(t, err)
+	_, b.admin, err = srv.CreateToken(t.Context(), auth.APIToken, "admin", "test", nil, 0)
+	require.NoError(t, err)
+	_, b.agent, err = srv.CreateToken(t.Context(), auth.AgentToken, "", "test agents", nil, 0)
+	require.NoError(t, err)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	b.url = ts.URL
@@ -135,8 +149,17 @@ func (b *bundle) do(t *testing.T, method, path, body string, header map[string]s
 	t.Helper()
 	req, err := http.NewRequestWithContext(b.ctx, method, b.url+path, bytes.NewBufferString(body))
 	require.NoError(t, err)
+	if _, given := header["Authorization"]; !given {
+		tok := b.admin
+		if strings.HasPrefix(path, "/v1/agent/") {
+			tok = b.agent
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.Reveal())
+	}
 	for k, v := range header {
-		req.Header.Set(k, v)
+		if v != "" {
+			req.Header.Set(k, v)
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)

@@ -14,7 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/scheduler"
+	"github.com/drover-dev/drover/internal/secret"
 	"github.com/drover-dev/drover/internal/server"
 	"github.com/drover-dev/drover/internal/store/sqlite"
 )
@@ -27,7 +29,7 @@ type syncResult struct {
 }
 
 // syncAsync sends req to url from a goroutine and delivers the answer.
-func syncAsync(ctx context.Context, url string, req api.SyncRequest) <-chan syncResult {
+func syncAsync(ctx context.Context, url string, token secret.String, req api.SyncRequest) <-chan syncResult {
 	out := make(chan syncResult, 1)
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -40,6 +42,7 @@ func syncAsync(ctx context.Context, url string, req api.SyncRequest) <-chan sync
 			out <- syncResult{err: err}
 			return
 		}
+		hreq.Header.Set("Authorization", "Bearer "+token.Reveal())
 		resp, err := http.DefaultClient.Do(hreq)
 		if err != nil {
 			out <- syncResult{err: err}
@@ -127,7 +130,7 @@ func TestSyncLongPoll(t *testing.T) {
 	// The spy says when the held sync has committed its heartbeat. It took
 	// its wake-up channel before that, so any placement after it wakes it.
 	synced := b.store.once(&b.store.afterUpdate)
-	held := syncAsync(b.ctx, b.url, api.SyncRequest{Node: nodeInfo("n1"), Wait: api.Duration(5 * time.Second)})
+	held := syncAsync(b.ctx, b.url, b.agent, api.SyncRequest{Node: nodeInfo("n1"), Wait: api.Duration(5 * time.Second)})
 	select {
 	case <-synced:
 	case r := <-held:
@@ -166,7 +169,7 @@ func TestSyncLongPollCarriesKill(t *testing.T) {
 	b.sync(t, api.SyncRequest{Node: report.Node, Tasks: report.Tasks})
 
 	synced := b.store.once(&b.store.afterUpdate)
-	held := syncAsync(b.ctx, b.url, report)
+	held := syncAsync(b.ctx, b.url, b.agent, report)
 	select {
 	case <-synced:
 	case r := <-held:
@@ -205,6 +208,8 @@ func TestServeShutdownEndsHeldSync(t *testing.T) {
 	srv, err := server.New(server.Config{Store: spy, Scheduler: sched, DataDir: dir})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
+	_, agentTok, err := srv.CreateToken(t.Context(), auth.AgentToken, "", "agents", nil, 0)
+	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -213,7 +218,7 @@ func TestServeShutdownEndsHeldSync(t *testing.T) {
 	go func() { served <- srv.Serve(ctx, ln, time.Minute) }()
 
 	synced := spy.once(&spy.afterUpdate)
-	held := syncAsync(t.Context(), "http://"+ln.Addr().String(), api.SyncRequest{Node: nodeInfo("n1"), Wait: api.Duration(time.Minute)})
+	held := syncAsync(t.Context(), "http://"+ln.Addr().String(), agentTok, api.SyncRequest{Node: nodeInfo("n1"), Wait: api.Duration(time.Minute)})
 	select {
 	case <-synced:
 	case r := <-held:

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/event"
 	"github.com/drover-dev/drover/internal/job"
 	"github.com/drover-dev/drover/internal/node"
@@ -39,6 +40,7 @@ type Reader interface {
 	TaskReader
 	NodeReader
 	EventReader
+	AuthReader
 }
 
 // Tx reads and writes inside one transaction.
@@ -48,6 +50,31 @@ type Tx interface {
 	TaskWriter
 	NodeWriter
 	EventWriter
+	AuthWriter
+}
+
+// AuthReader reads users, roles, tokens and web sessions.
+type AuthReader interface {
+	GetUser(ctx context.Context, name string) (auth.User, error)
+	ListUsers(ctx context.Context) ([]auth.User, error)
+	GetRole(ctx context.Context, name string) (auth.Role, error)
+	ListRoles(ctx context.Context) ([]auth.Role, error)
+	GetToken(ctx context.Context, id string) (auth.Token, error)
+	// ListTokens lists the tokens of an owner, or every token for "".
+	ListTokens(ctx context.Context, owner string) ([]auth.Token, error)
+	// GetSession returns a web session's data if it has not expired.
+	GetSession(ctx context.Context, token string, now time.Time) ([]byte, error)
+}
+
+// AuthWriter writes users, roles, tokens and web sessions.
+type AuthWriter interface {
+	PutUser(ctx context.Context, u auth.User) error
+	DeleteUser(ctx context.Context, name string) error
+	PutRole(ctx context.Context, r auth.Role) error
+	DeleteRole(ctx context.Context, name string) error
+	PutToken(ctx context.Context, t auth.Token) error
+	PutSession(ctx context.Context, token string, data []byte, expiry time.Time) error
+	DeleteSession(ctx context.Context, token string) error
 }
 
 // JobReader reads jobs and their versions.
@@ -112,9 +139,11 @@ type NodeWriter interface {
 
 // EventFilter selects events, oldest first.
 type EventFilter struct {
-	Job     string
-	TaskID  string
-	Node    string
+	Job    string
+	TaskID string
+	Node   string
+	// Reason selects one reason ("audit").
+	Reason  string
 	AfterID int64
 	Limit   int
 }

@@ -357,13 +357,13 @@ func (t *tx) UpdateTask(ctx context.Context, tk task.Task, expect task.State) er
 
 // ---- nodes
 
-const nodeCols = `name, state, address, attributes, cpu, memory, version, registered_at, last_seen, drain`
+const nodeCols = `name, state, address, attributes, cpu, memory, version, registered_at, last_seen, drain, token_id`
 
 func scanNode(row interface{ Scan(...any) error }) (node.Node, error) {
 	var n node.Node
 	var state, attrs string
 	var reg, seen int64
-	if err := row.Scan(&n.Name, &state, &n.Address, &attrs, &n.Capacity.CPU, &n.Capacity.Memory, &n.Version, &reg, &seen, &n.Drain); err != nil {
+	if err := row.Scan(&n.Name, &state, &n.Address, &attrs, &n.Capacity.CPU, &n.Capacity.Memory, &n.Version, &reg, &seen, &n.Drain, &n.TokenID); err != nil {
 		return node.Node{}, translate(err)
 	}
 	n.State = node.State(state)
@@ -404,11 +404,11 @@ func (t *tx) PutNode(ctx context.Context, n node.Node) error {
 	if err != nil {
 		return fmt.Errorf("encode attributes of node %s: %w", n.Name, err)
 	}
-	_, err = t.exec(ctx, `INSERT INTO nodes (`+nodeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err = t.exec(ctx, `INSERT INTO nodes (`+nodeCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET state = excluded.state, address = excluded.address,
 		attributes = excluded.attributes, cpu = excluded.cpu, memory = excluded.memory,
-		version = excluded.version, last_seen = excluded.last_seen, drain = excluded.drain`,
-		n.Name, string(n.State), n.Address, string(attrs), n.Capacity.CPU, n.Capacity.Memory, n.Version, ns(n.RegisteredAt), ns(n.LastSeen), n.Drain)
+		version = excluded.version, last_seen = excluded.last_seen, drain = excluded.drain, token_id = excluded.token_id`,
+		n.Name, string(n.State), n.Address, string(attrs), n.Capacity.CPU, n.Capacity.Memory, n.Version, ns(n.RegisteredAt), ns(n.LastSeen), n.Drain, n.TokenID)
 	if err != nil {
 		return fmt.Errorf("put node %s: %w", n.Name, translate(err))
 	}
@@ -432,7 +432,11 @@ func (t *tx) ListEvents(ctx context.Context, f store.EventFilter) ([]event.Event
 		conds = append(conds, "node = ?")
 		args = append(args, f.Node)
 	}
-	q := `SELECT id, at, job_key, task_id, node, from_state, to_state, reason, message FROM events WHERE ` +
+	if f.Reason != "" {
+		conds = append(conds, "reason = ?")
+		args = append(args, f.Reason)
+	}
+	q := `SELECT id, at, job_key, task_id, node, from_state, to_state, reason, message, actor, source FROM events WHERE ` +
 		strings.Join(conds, " AND ") + ` ORDER BY id`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
@@ -447,7 +451,7 @@ func (t *tx) ListEvents(ctx context.Context, f store.EventFilter) ([]event.Event
 		var e event.Event
 		var at int64
 		var reason string
-		if err := rows.Scan(&e.ID, &at, &e.Job, &e.TaskID, &e.Node, &e.From, &e.To, &reason, &e.Message); err != nil {
+		if err := rows.Scan(&e.ID, &at, &e.Job, &e.TaskID, &e.Node, &e.From, &e.To, &reason, &e.Message, &e.Actor, &e.Source); err != nil {
 			return nil, fmt.Errorf("list events: %w", translate(err))
 		}
 		e.At, e.Reason = fromNS(at), event.Reason(reason)
@@ -472,8 +476,8 @@ func (t *tx) LastEventID(ctx context.Context, jobKey string) (int64, error) {
 
 func (t *tx) InsertEvents(ctx context.Context, es ...event.Event) error {
 	for _, e := range es {
-		_, err := t.exec(ctx, `INSERT INTO events (at, job_key, task_id, node, from_state, to_state, reason, message)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, ns(e.At), e.Job, e.TaskID, e.Node, e.From, e.To, string(e.Reason), e.Message)
+		_, err := t.exec(ctx, `INSERT INTO events (at, job_key, task_id, node, from_state, to_state, reason, message, actor, source)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ns(e.At), e.Job, e.TaskID, e.Node, e.From, e.To, string(e.Reason), e.Message, e.Actor, e.Source)
 		if err != nil {
 			return fmt.Errorf("insert event: %w", translate(err))
 		}
