@@ -114,7 +114,7 @@ func benchCluster(ctx context.Context, n, nodes int, cpu int64, argv []string, k
 		return benchResult{}, err
 	}
 	ao := localAgentOpts{logLevel: "error"}
-	admin, err := devCredentials(ctx, rs, dir, &ao)
+	admin, err := devCredentials(ctx, rs, dir, &ao, false) // a throw-away cluster: not remembered
 	if err != nil {
 		cancel()
 		_ = rs.wait()

@@ -54,7 +54,7 @@ what each instance wrote.`,
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "drover dev: server and web page at %s (data in %s)\n", rs.url, opts.data)
-			admin, err := devCredentials(ctx, rs, opts.data, &agentOpts)
+			admin, err := devCredentials(ctx, rs, opts.data, &agentOpts, true)
 			if err != nil {
 				stopServer()
 				_ = rs.wait()
@@ -122,7 +122,7 @@ type localAgentOpts struct {
 // first admin, an admin API token in DATA/admin.token remembered in the
 // CLI's cluster list for this address (so the CLI needs no flag), and the
 // agents' token.
-func devCredentials(ctx context.Context, rs *runningServer, data string, ao *localAgentOpts) (secret.String, error) {
+func devCredentials(ctx context.Context, rs *runningServer, data string, ao *localAgentOpts, remember bool) (secret.String, error) {
 	_, agentTok, err := serverCredentials(ctx, rs.srv, data)
 	if err != nil {
 		return secret.String{}, err
@@ -131,6 +131,9 @@ func devCredentials(ctx context.Context, rs *runningServer, data string, ao *loc
 	admin, err := adminToken(ctx, rs.srv, data)
 	if err != nil {
 		return secret.String{}, err
+	}
+	if !remember {
+		return admin, nil
 	}
 	abs, err := filepath.Abs(filepath.Join(data, "admin.token"))
 	if err != nil {
