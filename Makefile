@@ -24,5 +24,8 @@ test-short:
 bench: build
 	$(BIN) bench --tasks 1000 --nodes 2
 
+# Each fuzz target for a minute (-fuzzminimizetime keeps multi-KB archive
+# inputs from stalling the run while Go shrinks them).
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./internal/jobspec/
+	$(GO) test -run '^$$' -fuzz FuzzExtract -fuzztime 60s -fuzzminimizetime 100x ./internal/archive/
