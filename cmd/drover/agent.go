@@ -18,7 +18,7 @@ import (
 func newAgentCmd() *cobra.Command {
 	var (
 		serverURL, data, name, logLevel, memory string
-		tokenFile                               string
+		tokenFile, caFile                       string
 		caps                                    []string
 		cpu                                     int64
 		parentPID                               int
@@ -30,10 +30,15 @@ func newAgentCmd() *cobra.Command {
 		Long: `Run a drover agent. It registers its node with the server at --server, runs
 the tasks it is assigned in sandboxes under --data, and ships their output
 to the server. --capability k=v adds node attributes that job constraints
-can ask for. On SIGTERM it kills its tasks and reports them before exiting.`,
+can ask for. On SIGTERM it kills its tasks and reports them before exiting.
+An https --server is verified with the system's roots, or with --ca.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := client.New(serverURL, nil)
+			tlsConf, err := client.TLSConfig(caFile)
+			if err != nil {
+				return fmt.Errorf("--ca: %w", err)
+			}
+			c, err := client.New(serverURL, client.NewHTTPClient(tlsConf))
 			if err != nil {
 				return err
 			}
@@ -74,6 +79,7 @@ can ask for. On SIGTERM it kills its tasks and reports them before exiting.`,
 	cmd.Flags().StringVar(&serverURL, "server", "http://"+defaultListen, "URL of the drover server")
 	cmd.Flags().StringVar(&data, "data", defaultDataDir("agent"), "directory for task sandboxes")
 	cmd.Flags().StringVar(&name, "name", "", "node name (default: the host name)")
+	cmd.Flags().StringVar(&caFile, "ca", "", "PEM CA bundle that verifies an https --server (default: the system's roots)")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the agent token (default: $DROVER_TOKEN); the server writes one to DATA/agent.token")
 	cmd.Flags().StringArrayVar(&caps, "capability", nil, "node attribute KEY=VALUE (repeatable)")
 	cmd.Flags().Int64Var(&cpu, "cpu", 0, "millicores offered to tasks (default: all cores)")

@@ -153,14 +153,39 @@ func clientToken(addr, tokenFile string) (secret.String, error) {
 	if t := strings.TrimSpace(os.Getenv("DROVER_TOKEN")); t != "" {
 		return secret.New(t), nil
 	}
-	cs, err := readClusters()
+	c, ok, err := findCluster(addr)
 	if err != nil {
 		return secret.String{}, err
 	}
-	for _, c := range cs {
-		if strings.TrimRight(c.Addr, "/") == strings.TrimRight(addr, "/") && c.TokenFile != "" {
-			return readTokenFile(c.TokenFile)
-		}
+	if ok && c.TokenFile != "" {
+		return readTokenFile(c.TokenFile)
 	}
 	return secret.String{}, nil
+}
+
+// clientCA finds the CA bundle that verifies the server at addr: --ca,
+// then the cluster list's entry for addr ("" means the system's roots).
+func clientCA(addr, caFile string) (string, error) {
+	if caFile != "" {
+		return caFile, nil
+	}
+	c, ok, err := findCluster(addr)
+	if err != nil || !ok {
+		return "", err
+	}
+	return c.CA, nil
+}
+
+// findCluster returns the cluster list's entry for the server at addr.
+func findCluster(addr string) (clusterEntry, bool, error) {
+	cs, err := readClusters()
+	if err != nil {
+		return clusterEntry{}, false, err
+	}
+	for _, c := range cs {
+		if strings.TrimRight(c.Addr, "/") == strings.TrimRight(addr, "/") {
+			return c, true, nil
+		}
+	}
+	return clusterEntry{}, false, nil
 }

@@ -35,7 +35,11 @@ own 'drover agent' process of this binary. Ctrl-C or SIGTERM stops all of it;
 agents whose parent is gone stop by themselves.
 
 With --demo, it runs examples/hello.yaml once the agents are up and prints
-what each instance wrote.`,
+what each instance wrote.
+
+With --tls-cert and --tls-key it serves HTTPS; the local agents and the CLI
+(through the cluster list) trust that certificate itself, which must name
+the --listen host. Plain HTTP off loopback needs --insecure-http.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if nodes < 0 || nodes > 64 {
@@ -63,6 +67,7 @@ what each instance wrote.`,
 			fmt.Fprintf(out, "drover dev: admin token in %s (the CLI finds it through %s)\n",
 				filepath.Join(opts.data, "admin.token"), clustersPath())
 			agentOpts.logLevel = opts.logLevel
+			agentOpts.ca = rs.caFile
 			agents, err := startLocalAgents(opts.data, rs.url, nodes, agentOpts)
 			if err != nil {
 				stopServer()
@@ -72,7 +77,7 @@ what each instance wrote.`,
 			fmt.Fprintf(out, "drover dev: %d local agents started (logs in %s)\n", nodes, filepath.Join(opts.data, "agents"))
 			var demoErr error
 			if demo {
-				demoErr = runDemo(ctx, out, rs.url, admin, nodes)
+				demoErr = runDemo(ctx, out, rs.url, rs.caFile, admin, nodes)
 				if demoErr != nil {
 					fmt.Fprintf(out, "drover dev: demo failed: %v\n", demoErr)
 				}
@@ -93,11 +98,12 @@ what each instance wrote.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.data, "data", defaultDataDir("dev"), "directory for the store, task logs and agent sandboxes")
-	cmd.Flags().StringVar(&opts.listen, "listen", defaultListen, "HOST:PORT to serve HTTP on")
+	cmd.Flags().StringVar(&opts.listen, "listen", defaultListen, "HOST:PORT to serve HTTP(S) on")
 	cmd.Flags().StringVar(&opts.logLevel, "log-level", "warn", "debug, info, warn or error")
 	cmd.Flags().IntVar(&nodes, "nodes", 2, "number of local agents")
 	cmd.Flags().BoolVar(&demo, "demo", false, "run examples/hello.yaml once the cluster is up")
 	opts.registerLiveness(cmd)
+	opts.tls.register(cmd)
 	cmd.Flags().DurationVar(&agentOpts.syncInterval, "sync-interval", agent.DefaultSyncWait, "the agents' heartbeat interval")
 	cmd.Flags().DurationVar(&agentOpts.stopAfter, "stop-after", agent.DefaultStopAfter, "the agents' stop_after: cut off this long, they kill their tasks")
 	return cmd
@@ -116,6 +122,8 @@ type localAgentOpts struct {
 	// token is the agent token, passed in the environment (never argv,
 	// which every local user can read).
 	token secret.String
+	// ca verifies the server's certificate (empty: plain HTTP).
+	ca string
 }
 
 // devCredentials prepares a development cluster's credentials: the store's
@@ -139,7 +147,7 @@ func devCredentials(ctx context.Context, rs *runningServer, data string, ao *loc
 	if err != nil {
 		return secret.String{}, err
 	}
-	if err := rememberCluster(clusterEntry{Name: "dev", Addr: rs.url, TokenFile: abs}); err != nil {
+	if err := rememberCluster(clusterEntry{Name: "dev", Addr: rs.url, TokenFile: abs, CA: rs.caFile}); err != nil {
 		return secret.String{}, fmt.Errorf("remember the dev cluster: %w", err)
 	}
 	return admin, nil
@@ -170,6 +178,9 @@ func startLocalAgents(data, serverURL string, n int, o localAgentOpts) (*localAg
 		}
 		if o.stopAfter > 0 {
 			args = append(args, "--stop-after", o.stopAfter.String())
+		}
+		if o.ca != "" {
+			args = append(args, "--ca", o.ca)
 		}
 		c := exec.Command(self, args...)
 		c.Env = append(os.Environ(), "DROVER_TOKEN="+o.token.Reveal())
@@ -214,8 +225,12 @@ func (la *localAgents) stop(grace time.Duration) {
 
 // runDemo waits for the agents, runs examples/hello.yaml and prints what
 // each instance wrote.
-func runDemo(ctx context.Context, out io.Writer, url string, token secret.String, nodes int) error {
-	c, err := client.New(url, nil)
+func runDemo(ctx context.Context, out io.Writer, url, caFile string, token secret.String, nodes int) error {
+	tlsConf, err := client.TLSConfig(caFile)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(url, client.NewHTTPClient(tlsConf))
 	if err != nil {
 		return err
 	}

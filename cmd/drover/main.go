@@ -70,6 +70,7 @@ case with '-' as '_' (DROVER_DATA, DROVER_LISTEN, ...).`,
 		PersistentPostRun: func(cmd *cobra.Command, args []string) { stopProfile() },
 	}
 	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd(), newJobCmd(), newTaskCmd(), newNodeCmd(), newBenchCmd())
+	root.AddCommand(newLoginCmd(), newWhoamiCmd(), newTokenCmd(), newUserCmd(), newRoleCmd(), newEventsCmd())
 	return root
 }
 

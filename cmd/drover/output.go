@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -18,18 +19,28 @@ type clientFlags struct {
 	addr      string
 	output    string
 	tokenFile string
+	ca        string
 }
 
 func (f *clientFlags) register(cmd *cobra.Command, listing bool) {
 	cmd.Flags().StringVar(&f.addr, "addr", "http://"+defaultListen, "URL of the drover server")
 	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the API token (default: $DROVER_TOKEN, or the token file the cluster list names for --addr)")
+	cmd.Flags().StringVar(&f.ca, "ca", "", "PEM CA bundle that verifies an https server (default: the one the cluster list names for --addr, else the system's roots)")
 	if listing {
 		cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 	}
 }
 
 func (f *clientFlags) client() (*client.Client, error) {
-	c, err := client.New(f.addr, nil)
+	ca, err := clientCA(f.addr, f.ca)
+	if err != nil {
+		return nil, err
+	}
+	tlsConf, err := client.TLSConfig(ca)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	c, err := client.New(f.addr, client.NewHTTPClient(tlsConf))
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +108,43 @@ func cleanText(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// cleanWriter writes through [cleanText] what is written to it: task output
+// streamed to a terminal. A UTF-8 sequence cut by a write's end is held
+// until the next write completes it, so cleaning never breaks a character
+// in two; Flush writes what is held.
+type cleanWriter struct {
+	w    io.Writer
+	held []byte
+}
+
+func (c *cleanWriter) Write(p []byte) (int, error) {
+	buf := append(c.held, p...)
+	cut := len(buf)
+	for i := len(buf) - 1; i >= 0 && i >= len(buf)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(buf[i]) {
+			if !utf8.FullRune(buf[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	c.held = append([]byte(nil), buf[cut:]...)
+	if _, err := io.WriteString(c.w, cleanText(string(buf[:cut]))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush writes a held incomplete sequence, cleaned.
+func (c *cleanWriter) Flush() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	_, err := io.WriteString(c.w, cleanText(string(c.held)))
+	c.held = nil
+	return err
 }
 
 func ago(t time.Time) string {

@@ -37,7 +37,12 @@ func newServerCmd() *cobra.Command {
 		Short: "Run the drover server: store, scheduler, HTTP API and web page",
 		Long: `Run the drover server. It keeps its SQLite store and the task logs agents
 upload under --data, and answers the HTTP API, the web page and /health on
---listen. Agents connect to it with 'drover agent --server URL'.`,
+--listen. Agents connect to it with 'drover agent --server URL'.
+
+With --tls-cert and --tls-key it serves HTTPS (TLS 1.2 or later); clients
+verify it with the system's roots or with --ca. Plain HTTP is refused on
+any --listen address but loopback (127.0.0.1, ::1, localhost) unless
+--insecure-http is given, for a proxy in front that terminates TLS.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			logger := newLogger(opts.logLevel)
@@ -54,21 +59,27 @@ upload under --data, and answers the HTTP API, the web page and /health on
 			if !pw.IsZero() {
 				fmt.Fprintf(out, "first start: created user admin with password %s\n(shown once; change it by making another admin and deleting this one)\n", pw.Reveal())
 			}
-			fmt.Fprintf(out, "agents join with the token in %s: drover agent --server %s --token-file FILE\n",
-				filepath.Join(opts.data, "agent.token"), rs.url)
+			caHint := ""
+			if rs.caFile != "" {
+				caHint = " --ca CA.pem"
+			}
+			fmt.Fprintf(out, "agents join with the token in %s: drover agent --server %s --token-file FILE%s\n",
+				filepath.Join(opts.data, "agent.token"), rs.url, caHint)
 			return rs.wait()
 		},
 	}
 	cmd.Flags().StringVar(&opts.data, "data", defaultDataDir("server"), "directory for the store and task logs")
-	cmd.Flags().StringVar(&opts.listen, "listen", defaultListen, "HOST:PORT to serve HTTP on")
+	cmd.Flags().StringVar(&opts.listen, "listen", defaultListen, "HOST:PORT to serve HTTP(S) on")
 	cmd.Flags().StringVar(&opts.logLevel, "log-level", "info", "debug, info, warn or error")
 	opts.registerLiveness(cmd)
+	opts.tls.register(cmd)
 	return cmd
 }
 
 type serverOpts struct {
 	data, listen, logLevel  string
 	nodeGrace, startTimeout time.Duration
+	tls                     tlsOpts
 }
 
 func (o *serverOpts) registerLiveness(cmd *cobra.Command) {
@@ -80,9 +91,12 @@ func (o *serverOpts) registerLiveness(cmd *cobra.Command) {
 
 // runningServer is a started server; wait blocks until it has stopped.
 type runningServer struct {
-	url  string
-	srv  *server.Server
-	done chan error
+	url string
+	// caFile is what local clients verify the server with (the served
+	// certificate); empty without TLS.
+	caFile string
+	srv    *server.Server
+	done   chan error
 }
 
 func (r *runningServer) wait() error { return <-r.done }
@@ -91,32 +105,53 @@ func (r *runningServer) wait() error { return <-r.done }
 // ctx ends; then it shuts down in order: stop taking requests (in-flight
 // ones finish), stop the scheduler, close the store.
 func startServer(ctx context.Context, opts serverOpts, logger *slog.Logger) (*runningServer, error) {
+	// The listener comes first: a refused address leaves no data behind.
+	tlsConf, err := opts.tls.load()
+	if err != nil {
+		return nil, err
+	}
+	caFile, err := opts.tls.localCA()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", opts.listen, err)
+	}
+	if err := checkPlainHTTP(opts.listen, ln.Addr(), tlsConf != nil, opts.tls.insecureHTTP, logger); err != nil {
+		ln.Close()
+		return nil, err
+	}
 	if err := os.MkdirAll(opts.data, 0o700); err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	db, err := sqlite.Open(ctx, filepath.Join(opts.data, "drover.db"))
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	sched, err := scheduler.New(scheduler.Config{Store: db, Logger: logger, NodeGrace: opts.nodeGrace, StartTimeout: opts.startTimeout})
 	if err != nil {
+		ln.Close()
 		db.Close()
 		return nil, err
 	}
 	srv, err := server.New(server.Config{Store: db, Scheduler: sched, DataDir: opts.data, Logger: logger, Version: version})
 	if err != nil {
+		ln.Close()
 		db.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", opts.listen)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("listen on %s: %w", opts.listen, err)
-	}
 	sched.Start(context.WithoutCancel(ctx))
-	rs := &runningServer{url: "http://" + ln.Addr().String(), srv: srv, done: make(chan error, 1)}
+	rs := &runningServer{url: serverURL(opts.listen, ln.Addr(), tlsConf != nil), caFile: caFile, srv: srv, done: make(chan error, 1)}
 	go func() {
-		err := srv.Serve(ctx, ln, 10*time.Second)
+		var err error
+		if tlsConf != nil {
+			err = srv.ServeTLS(ctx, ln, 10*time.Second, tlsConf)
+		} else {
+			err = srv.Serve(ctx, ln, 10*time.Second)
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if serr := sched.Stop(sctx); err == nil {

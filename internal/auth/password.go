@@ -52,7 +52,9 @@ func CheckPassword(encoded, password string) bool {
 	enc := base64.RawStdEncoding
 	salt, err1 := enc.DecodeString(parts[4])
 	want, err2 := enc.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(want) == 0 || m > 1<<20 || t > 16 || p == 0 {
+	// Bounds on what a tampered hash could ask for; argon2 panics on zero
+	// passes or lanes.
+	if err1 != nil || err2 != nil || len(want) == 0 || m > 1<<20 || t == 0 || t > 16 || p == 0 {
 		return false
 	}
 	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))

@@ -12,7 +12,8 @@ import (
 )
 
 // Permission allows one verb on one resource within one scope (a role,
-// that is a tenant, or a node). Any part may be "*".
+// that is a tenant, or a node). Any part may be "*". Its text form names
+// the resource first, as Aurora's permissions do: "job:submit:analytics".
 type Permission struct {
 	Verb, Resource, Scope string
 }
@@ -22,21 +23,22 @@ var Admin = Permission{"*", "*", "*"}
 
 var partPattern = regexp.MustCompile(`^(\*|[a-z0-9][a-z0-9_.-]{0,62})$`)
 
-// ParsePermission parses "verb:resource:scope" or "admin".
+// ParsePermission parses "resource:verb:scope" (job:submit:analytics) or
+// "admin".
 func ParsePermission(s string) (Permission, error) {
 	if s == "admin" {
 		return Admin, nil
 	}
 	parts := strings.Split(s, ":")
 	if len(parts) != 3 {
-		return Permission{}, fmt.Errorf("permission %q: must be verb:resource:scope (job:submit:analytics) or admin", s)
+		return Permission{}, fmt.Errorf("permission %q: must be resource:verb:scope (job:submit:analytics) or admin", s)
 	}
 	for _, p := range parts {
 		if !partPattern.MatchString(p) {
 			return Permission{}, fmt.Errorf("permission %q: each part must be * or a name of a-z, 0-9, '_', '.', '-'", s)
 		}
 	}
-	return Permission{parts[0], parts[1], parts[2]}, nil
+	return Permission{Resource: parts[0], Verb: parts[1], Scope: parts[2]}, nil
 }
 
 // ParsePermissions parses a list, naming the first bad one.
@@ -52,12 +54,25 @@ func ParsePermissions(ss []string) ([]Permission, error) {
 	return out, nil
 }
 
-// String returns "verb:resource:scope", or "admin".
+// String returns "resource:verb:scope", or "admin".
 func (p Permission) String() string {
 	if p == Admin {
 		return "admin"
 	}
-	return p.Verb + ":" + p.Resource + ":" + p.Scope
+	return p.Resource + ":" + p.Verb + ":" + p.Scope
+}
+
+// Validate checks that p names a verb and a resource drover knows (or
+// "*"), so that a misspelt or misordered permission is refused instead of
+// granting nothing without a word.
+func (p Permission) Validate() error {
+	if p.Resource != "*" && !slices.Contains(resources, p.Resource) {
+		return fmt.Errorf("permission %s: unknown resource %q (resource:verb:scope; resources are %s)", p, p.Resource, strings.Join(resources, ", "))
+	}
+	if p.Verb != "*" && !slices.Contains(verbs, p.Verb) {
+		return fmt.Errorf("permission %s: unknown verb %q (resource:verb:scope; verbs are %s)", p, p.Verb, strings.Join(verbs, ", "))
+	}
+	return nil
 }
 
 // Covers reports whether holding p allows everything q allows.
@@ -95,6 +110,11 @@ const (
 	ResourceVars  = "vars"
 )
 
+var (
+	verbs     = []string{VerbRead, VerbSubmit, VerbKill, VerbDrain, VerbWrite, VerbGrant, VerbSync}
+	resources = []string{ResourceJob, ResourceNode, ResourceUser, ResourceRole, ResourceToken, ResourceAudit, ResourceAgent, ResourceVars}
+)
+
 // Kind is what sort of principal acts.
 type Kind string
 
@@ -115,6 +135,9 @@ type Principal struct {
 	// Node is the node an agent token is bound to ("" until its first sync).
 	Node  string
 	Perms []Permission
+	// Scoped says the request's token is narrowed to a scope: Perms is
+	// what is left of it, and a token it makes must be no wider.
+	Scoped bool
 }
 
 // AnonymousPrincipal is a request without credentials.

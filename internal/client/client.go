@@ -7,6 +7,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -37,22 +40,61 @@ func (c *Client) WithToken(token secret.String) *Client {
 	return &cc
 }
 
-// New returns a client of the server at addr ("http://127.0.0.1:7070").
-// A nil httpClient means a default one without a total timeout, since some
-// calls are held open by the server on purpose.
+// New returns a client of the server at addr ("http://127.0.0.1:7070", or
+// https:// for a server with TLS). A nil httpClient means
+// NewHTTPClient(nil): the system's roots verify an https server.
 func New(addr string, httpClient *http.Client) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(addr, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("server address %q: must be a URL such as http://127.0.0.1:7070", addr)
 	}
 	if httpClient == nil {
-		httpClient = &http.Client{Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			MaxIdleConnsPerHost: 16,
-			IdleConnTimeout:     90 * time.Second,
-		}}
+		httpClient = NewHTTPClient(nil)
 	}
 	return &Client{base: u.String(), http: httpClient}, nil
+}
+
+// NewHTTPClient returns an HTTP client fit for [New]: it has no total
+// timeout, since some calls are held open by the server on purpose, and
+// verifies https servers with tlsConf (nil: the system's roots). Either
+// way it speaks TLS 1.2 or later only.
+func NewHTTPClient(tlsConf *tls.Config) *http.Client {
+	if tlsConf == nil {
+		tlsConf = &tls.Config{}
+	} else {
+		tlsConf = tlsConf.Clone()
+	}
+	if tlsConf.MinVersion < tls.VersionTLS12 {
+		tlsConf.MinVersion = tls.VersionTLS12
+	}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		TLSClientConfig:     tlsConf,
+		TLSHandshakeTimeout: 10 * time.Second,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+}
+
+// TLSConfig returns the TLS settings of a client that trusts only the CA
+// certificates in the PEM file caFile, for a server whose certificate a
+// private CA signed; an empty caFile means the system's roots.
+func TLSConfig(caFile string) (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return conf, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA bundle %s: no PEM certificate in it", caFile)
+	}
+	conf.RootCAs = pool
+	return conf, nil
 }
 
 // Addr returns the server's address.
@@ -101,6 +143,10 @@ func (c *Client) do(ctx context.Context, method, path string, header http.Header
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
 			return nil, fmt.Errorf("cannot reach the drover server at %s (is it running? set --addr or DROVER_ADDR): %w", c.base, err)
+		}
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			return nil, fmt.Errorf("cannot verify the certificate of the drover server at %s (give --ca FILE if a private CA signed it; it must also name the host in the address): %w", c.base, err)
 		}
 		return nil, err
 	}

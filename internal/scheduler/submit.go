@@ -240,14 +240,20 @@ func (s *Scheduler) finishJobIfDone(ctx context.Context, tx store.Tx, key job.Ke
 		}
 	}
 	counts := map[task.State]int{}
+	killed := 0 // asked to stop, whatever end they reached first
 	for _, t := range last {
 		counts[t.State]++
+		if t.KillRequested || t.State == task.Killed {
+			killed++
+		}
 	}
 	state := job.Failed
 	switch {
 	case counts[task.Succeeded] == len(last):
 		state = job.Succeeded
-	case counts[task.Killed] > 0:
+	case killed > 0:
+		// A task that exited on its own while its kill was on the way
+		// still ends a job someone killed.
 		state = job.Killed
 	}
 	now := s.clock.Now()

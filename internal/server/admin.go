@@ -275,6 +275,22 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) (int, any, e
 	return http.StatusOK, map[string]string{"deleted": name}, nil
 }
 
+// parseGiven parses permissions a caller wants to put in a role or a
+// token. Unlike the store's reading, it refuses verbs and resources drover
+// does not know: a misspelt or misordered permission would otherwise
+// grant nothing without a word.
+func parseGiven(ss []string) ([]auth.Permission, error) {
+	perms, err := auth.ParsePermissions(ss)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, p := range perms {
+		errs = append(errs, p.Validate())
+	}
+	return perms, errors.Join(errs...)
+}
+
 func toAPIRole(r auth.Role) api.Role {
 	return api.Role{Name: r.Name, Permissions: auth.Strings(r.Permissions), CreatedAt: r.CreatedAt}
 }
@@ -297,7 +313,7 @@ func (s *Server) createRole(w http.ResponseWriter, r *http.Request) (int, any, e
 	if err := decodeJSON(r, &req); err != nil {
 		return 0, nil, err
 	}
-	perms, err := auth.ParsePermissions(req.Permissions)
+	perms, err := parseGiven(req.Permissions)
 	if err != nil {
 		return 0, nil, badRequestf("permissions", "%s", err)
 	}
@@ -383,7 +399,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) (int, any, e
 	owner := p.Name
 	if r.URL.Query().Get("all") == "true" {
 		if !p.Can(auth.VerbRead, auth.ResourceToken, "*") {
-			return 0, nil, forbidden("you lack the permission read:token:*")
+			return 0, nil, forbidden("you lack the permission token:read:*")
 		}
 		owner = ""
 	}
@@ -415,7 +431,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) (int, any, 
 	if len(req.Name) > 64 {
 		return 0, nil, badRequestf("name", "must be at most 64 characters")
 	}
-	scope, err := auth.ParsePermissions(req.Scope)
+	scope, err := parseGiven(req.Scope)
 	if err != nil {
 		return 0, nil, badRequestf("scope", "%s", err)
 	}
@@ -426,7 +442,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) (int, any, 
 		kind = auth.APIToken
 		if req.User != "" && req.User != p.Name {
 			if !p.Can(auth.VerbWrite, auth.ResourceToken, "*") {
-				return 0, nil, forbidden("you lack the permission write:token:* to make tokens for others")
+				return 0, nil, forbidden("you lack the permission token:write:* to make tokens for others")
 			}
 			owner = req.User
 			// Acting as another user is holding what they hold.
@@ -449,13 +465,19 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) (int, any, 
 		if lack, ok := p.HoldsAll(scope); !ok {
 			return 0, nil, forbidden("you cannot make a token with %s, which you do not hold", lack)
 		}
-		if p.TokenID != "" && len(scope) == 0 {
-			// A scoped token must not mint an unscoped one.
+		if p.Scoped && len(scope) == 0 {
+			// A scoped token must not mint an unscoped one: the new
+			// token gets what is left of the caller's scope. If nothing
+			// is left, an empty scope would mean all of the owner's
+			// permissions.
+			if len(p.Perms) == 0 {
+				return 0, nil, forbidden("this token has no permission left to put in a new one")
+			}
 			scope = slices.Clone(p.Perms)
 		}
 	case string(auth.AgentToken):
 		if !p.Can(auth.VerbWrite, auth.ResourceToken, "*") {
-			return 0, nil, forbidden("you lack the permission write:token:* to make agent tokens")
+			return 0, nil, forbidden("you lack the permission token:write:* to make agent tokens")
 		}
 		kind, owner, scope = auth.AgentToken, "", nil
 	default:

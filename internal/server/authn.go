@@ -100,7 +100,7 @@ func (s *Server) tokenPrincipal(ctx context.Context, presented string) (*auth.Pr
 					perms = append(perms, q)
 				}
 			}
-			up.Perms = perms
+			up.Perms, up.Scoped = perms, true
 		}
 		p = up
 		return nil

@@ -48,7 +48,7 @@ func may(verb, resource string) guard {
 			return err
 		}
 		if !p.Can(verb, resource, "*") {
-			return forbidden("you lack the permission %s:%s:*", verb, resource)
+			return forbidden("you lack the permission %s:%s:*", resource, verb)
 		}
 		return nil
 	}
@@ -61,7 +61,7 @@ func mayNode(verb string) guard {
 			return err
 		}
 		if !p.Can(verb, auth.ResourceNode, r.PathValue("name")) {
-			return forbidden("you lack the permission %s:node:%s", verb, r.PathValue("name"))
+			return forbidden("you lack the permission node:%s:%s", verb, r.PathValue("name"))
 		}
 		return nil
 	}
@@ -89,7 +89,7 @@ func canJob(p *auth.Principal, verb string, key job.Key) error {
 		return &notFoundError{what: "job " + key.String()}
 	}
 	if !p.Can(verb, auth.ResourceJob, key.Role) {
-		return forbidden("you lack the permission %s:job:%s", verb, key.Role)
+		return forbidden("you lack the permission job:%s:%s", verb, key.Role)
 	}
 	return nil
 }

@@ -41,7 +41,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) (int, any, er
 		return 0, nil, badRequestf("body", "holds %d jobs; submit one job per request", len(specs))
 	}
 	if p := principalOf(r); !p.Can(auth.VerbSubmit, auth.ResourceJob, specs[0].Key.Role) {
-		return 0, nil, forbidden("you lack the permission submit:job:%s", specs[0].Key.Role)
+		return 0, nil, forbidden("you lack the permission job:submit:%s", specs[0].Key.Role)
 	}
 	idem := r.Header.Get("Idempotency-Key")
 	if len(idem) > 200 {
@@ -486,7 +486,14 @@ func (s *Server) agentSync(w http.ResponseWriter, r *http.Request) (int, any, er
 	}
 	// The node is the token's: no other agent token may sync as it, so an
 	// agent sees only its own assignments and changes only its own tasks.
+	// Checked before the scheduler sees the report: it takes a report's
+	// sequence number and the node's liveness before its transaction
+	// refuses a stranger, and answers a report it deems old with the
+	// node's orders without asking who sent it.
 	rep.Node.TokenID = principalOf(r).TokenID
+	if err := s.checkNodeToken(r.Context(), rep.Node.Name, rep.Node.TokenID); err != nil {
+		return 0, nil, err
+	}
 	wait := min(max(time.Duration(req.Wait), 0), MaxSyncWait)
 	changed := s.sched.NodeChanged(rep.Node.Name)
 	orders, err := s.sched.Sync(r.Context(), rep)
@@ -521,6 +528,27 @@ func (s *Server) agentSync(w http.ResponseWriter, r *http.Request) (int, any, er
 	return http.StatusOK, resp, nil
 }
 
+// checkNodeToken refuses a sync as a node another agent token registered.
+// A node not yet registered is left to the scheduler, which binds it to
+// the first token in the same transaction that creates it.
+func (s *Server) checkNodeToken(ctx context.Context, name, tokenID string) error {
+	var n node.Node
+	err := s.store.View(ctx, func(rd store.Reader) error {
+		var err error
+		n, err = rd.GetNode(ctx, name)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case n.TokenID != "" && n.TokenID != tokenID:
+		return forbidden("node %s was registered with another agent token", name)
+	}
+	return nil
+}
+
 // agentLogs stores a chunk of a task's output uploaded by its agent.
 func (s *Server) agentLogs(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxLogChunkBody)
@@ -539,7 +567,9 @@ func (s *Server) agentLogs(w http.ResponseWriter, r *http.Request) (int, any, er
 		return 0, nil, err
 	}
 	if err := s.ownsNode(r, t.Node); err != nil {
-		return 0, nil, err
+		// Worded as for a task that does not exist: an agent does not
+		// learn which task IDs are real.
+		return 0, nil, &notFoundError{what: "task " + c.TaskID}
 	}
 	lg, err := s.logs.get(c.TaskID, c.Stream)
 	if err != nil {

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,16 @@ type Config struct {
 	DataDir string
 	Logger  *slog.Logger
 	Version string
+	// SessionIdleTimeout ends a web session left unused this long
+	// (default [DefaultSessionIdleTimeout]).
+	SessionIdleTimeout time.Duration
+	// SessionLifetime ends a web session this long after its login,
+	// however busy (default [DefaultSessionLifetime]).
+	SessionLifetime time.Duration
+	// SecureCookies marks session cookies Secure on plain-HTTP requests
+	// too, for a server behind a proxy that ends TLS. A request that
+	// arrives over TLS always gets a Secure cookie.
+	SecureCookies bool
 }
 
 // Server serves drover's HTTP API and web page.
@@ -54,8 +65,11 @@ type Server struct {
 	// syncs, job waits, log follows) answer at once.
 	stopping chan struct{}
 	stopOnce sync.Once
-	// sessions are the web page's logins (nil: no web login).
+	// sessions are the web page's logins.
 	sessions *sessionManager
+	// browser is the server behind its session cookie: requests without
+	// an Authorization header go through it.
+	browser http.Handler
 	// loginUsers and loginAddrs bound failed logins per user and per
 	// client address.
 	loginUsers, loginAddrs *auth.Limiter
@@ -72,6 +86,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.SessionIdleTimeout < 0 || cfg.SessionLifetime < 0 {
+		return nil, errors.New("server config: SessionIdleTimeout and SessionLifetime must not be negative")
+	}
+	if cfg.SessionIdleTimeout == 0 {
+		cfg.SessionIdleTimeout = DefaultSessionIdleTimeout
+	}
+	if cfg.SessionLifetime == 0 {
+		cfg.SessionLifetime = DefaultSessionLifetime
+	}
 	s := &Server{
 		store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger.With("component", "server"),
 		logs: newLogStore(filepath.Join(cfg.DataDir, "logs")), version: cfg.Version, mux: http.NewServeMux(),
@@ -79,6 +102,11 @@ func New(cfg Config) (*Server, error) {
 		loginUsers: auth.NewLimiter(loginFailuresPerUser, loginWindow),
 		loginAddrs: auth.NewLimiter(loginFailuresPerAddr, loginWindow),
 	}
+	s.sessions = newSessionManager(cfg.Store, sessionConfig{
+		idle: cfg.SessionIdleTimeout, lifetime: cfg.SessionLifetime, alwaysSecure: cfg.SecureCookies,
+		onError: s.writeError,
+	})
+	s.browser = s.sessions.wrap(http.HandlerFunc(s.handleRequest))
 	s.routes()
 	return s, nil
 }
@@ -106,6 +134,7 @@ func (s *Server) routes() {
 	s.handle("GET /ui/jobs/{role}/{env}/{name}", mayJob(auth.VerbRead), s.wrap(s.pageJob))
 	s.handle("GET /ui/tasks/{id}", signedIn, s.wrap(s.pageTask))
 	s.authRoutes()
+	s.sessionRoutes()
 	// Unknown routes answer 404 to anyone signed in, 401 to anonymous
 	// callers: they learn nothing of what exists.
 	s.mux.Handle("/", s.wrap(func(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -118,7 +147,23 @@ func (s *Server) routes() {
 
 // ServeHTTP makes the server an http.Handler: it finds the principal, lets
 // the route's guard judge, and audits every call that changes something.
+// A request without an Authorization header may be a browser's: it goes
+// through its session cookie, and if it changes something, through the
+// CSRF check.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") == "" {
+		s.browser.ServeHTTP(w, r)
+		return
+	}
+	s.handleRequest(w, r)
+}
+
+func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request) {
+	if isPage(r) {
+		pw := &pageWriter{ResponseWriter: w}
+		defer func() { s.finishPage(pw, r) }() // r as the handlers saw it, with its principal
+		w = pw
+	}
 	p, err := s.authenticate(r)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="drover"`)
@@ -126,12 +171,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	var h http.Handler = s.mux
+	if err := s.sessions.checkCSRF(w, r); err != nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, err) })
+	}
 	if !isMutating(r) {
-		s.mux.ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 		return
 	}
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	s.mux.ServeHTTP(rec, r)
+	h.ServeHTTP(rec, r)
 	s.audit(r, p, rec.status)
 }
 
@@ -142,15 +191,41 @@ func (s *Server) Close() error { return s.logs.close() }
 // it stops accepting, lets in-flight requests finish up to grace, then
 // closes what is left.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	return s.serve(ctx, ln, grace, nil)
+}
+
+// ServeTLS is [Server.Serve] over TLS: conf holds the server's
+// certificate (Certificates or GetCertificate). Clients older than TLS 1.2
+// are refused whatever conf says.
+func (s *Server) ServeTLS(ctx context.Context, ln net.Listener, grace time.Duration, conf *tls.Config) error {
+	if conf == nil || (len(conf.Certificates) == 0 && conf.GetCertificate == nil) {
+		return errors.New("serve TLS: no certificate")
+	}
+	conf = conf.Clone()
+	if conf.MinVersion < tls.VersionTLS12 {
+		conf.MinVersion = tls.VersionTLS12
+	}
+	return s.serve(ctx, ln, grace, conf)
+}
+
+func (s *Server) serve(ctx context.Context, ln net.Listener, grace time.Duration, tlsConf *tls.Config) error {
 	hs := &http.Server{
 		Handler:           s,
+		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if tlsConf != nil {
+			// The certificate is in TLSConfig; ServeTLS also offers HTTP/2.
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err

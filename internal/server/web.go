@@ -1,13 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"embed"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
 	"strings"
 
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/store"
 )
 
@@ -23,9 +26,11 @@ var pageFuncs = template.FuncMap{
 }
 
 var pages = map[string]*template.Template{
-	"jobs": template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/jobs.html")),
-	"job":  template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/job.html")),
-	"task": template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/task.html")),
+	"jobs":  template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/jobs.html")),
+	"job":   template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/job.html")),
+	"task":  template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/task.html")),
+	"login": template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/login.html")),
+	"error": template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/error.html")),
 }
 
 func humanBytes(n int64) string {
@@ -41,16 +46,103 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-func (s *Server) render(w http.ResponseWriter, name string, data map[string]any) (int, any, error) {
+// pagePolicy is every page's Content-Security-Policy: nothing but our own
+// files, no inline script (so text that slipped through as markup still
+// cannot run), no framing (clickjacking), forms post only to us.
+const pagePolicy = "default-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, data map[string]any) (int, any, error) {
+	return s.renderStatus(w, r, http.StatusOK, name, data)
+}
+
+// renderStatus writes a page with its status. The layout shows the
+// signed-in user and a logout button that carries the session's CSRF token.
+func (s *Server) renderStatus(w http.ResponseWriter, r *http.Request, code int, name string, data map[string]any) (int, any, error) {
+	if p := principalOf(r); p.Kind == auth.UserKind {
+		data["User"] = p.Name
+	}
+	if data["User"] != nil || name == "login" {
+		tok, err := s.sessions.csrfToken(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		data["CSRF"] = tok
+	}
 	var b strings.Builder
 	if err := pages[name].ExecuteTemplate(&b, name+".html", data); err != nil {
 		return 0, nil, fmt.Errorf("render %s: %w", name, err)
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'")
-	w.WriteHeader(http.StatusOK)
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", pagePolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
 	_, _ = w.Write([]byte(b.String()))
 	return 0, nil, nil
+}
+
+// isPage reports whether r is for the web page rather than the API: its
+// errors are pages too, and an anonymous visitor is sent to the login form.
+func isPage(r *http.Request) bool {
+	p := r.URL.Path
+	return p == "/" || strings.HasPrefix(p, "/ui/") || p == "/login" || p == "/logout"
+}
+
+// pageWriter holds back the JSON error that the shared error path
+// ([Server.writeError], from a guard or a handler) writes for a page
+// request, so that [Server.finishPage] can answer with a page instead.
+type pageWriter struct {
+	http.ResponseWriter
+	wrote bool
+	// code is the status of a held-back error (0: none); body its JSON.
+	code int
+	body bytes.Buffer
+}
+
+func (p *pageWriter) WriteHeader(code int) {
+	if !p.wrote && code >= 400 && strings.HasPrefix(p.Header().Get("Content-Type"), "application/json") {
+		p.wrote, p.code = true, code
+		return
+	}
+	p.wrote = true
+	p.ResponseWriter.WriteHeader(code)
+}
+
+func (p *pageWriter) Write(b []byte) (int, error) {
+	if p.code != 0 {
+		if p.body.Len() < 64<<10 {
+			p.body.Write(b)
+		}
+		return len(b), nil
+	}
+	p.wrote = true
+	return p.ResponseWriter.Write(b)
+}
+
+func (p *pageWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
+
+// finishPage answers a held-back error: an anonymous visitor's GET goes
+// to the login form, anything else gets a small error page.
+func (s *Server) finishPage(p *pageWriter, r *http.Request) {
+	if p.code == 0 {
+		return
+	}
+	h := p.ResponseWriter.Header()
+	h.Del("Content-Type")
+	if p.code == http.StatusUnauthorized && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		h.Del("WWW-Authenticate")
+		http.Redirect(p.ResponseWriter, r, loginURL(r), http.StatusSeeOther)
+		return
+	}
+	var e api.Error
+	_ = json.Unmarshal(p.body.Bytes(), &e)
+	data := map[string]any{"Title": http.StatusText(p.code), "Code": p.code, "Message": e.Error}
+	if _, _, err := s.renderStatus(p.ResponseWriter, r, p.code, "error", data); err != nil {
+		s.log.ErrorContext(r.Context(), "render error page", "err", err)
+		http.Error(p.ResponseWriter, http.StatusText(p.code), p.code)
+	}
 }
 
 func (s *Server) pageJobs(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -58,9 +150,13 @@ func (s *Server) pageJobs(w http.ResponseWriter, r *http.Request) (int, any, err
 	if err != nil {
 		return 0, nil, err
 	}
-	_, nodes, err := s.listNodes(w, r)
-	if err != nil {
-		return 0, nil, err
+	// The page answers to every user, but shows the nodes only to those
+	// GET /v1/nodes would.
+	var nodes any = []api.Node{}
+	if principalOf(r).Can(auth.VerbRead, auth.ResourceNode, "*") {
+		if _, nodes, err = s.listNodes(w, r); err != nil {
+			return 0, nil, err
+		}
 	}
 	refresh := 0
 	for _, j := range jobs.([]api.Job) {
@@ -68,7 +164,7 @@ func (s *Server) pageJobs(w http.ResponseWriter, r *http.Request) (int, any, err
 			refresh = 2
 		}
 	}
-	return s.render(w, "jobs", map[string]any{"Title": "jobs", "Jobs": jobs, "Nodes": nodes, "Refresh": refresh})
+	return s.render(w, r, "jobs", map[string]any{"Title": "jobs", "Jobs": jobs, "Nodes": nodes, "Refresh": refresh})
 }
 
 func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -92,7 +188,7 @@ func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) (int, any, erro
 	if aj.State == "RUNNING" {
 		refresh = 2
 	}
-	return s.render(w, "job", map[string]any{"Title": key.String(), "Job": aj, "Events": events, "Refresh": refresh})
+	return s.render(w, r, "job", map[string]any{"Title": key.String(), "Job": aj, "Events": events, "Refresh": refresh})
 }
 
 // pageLogTail is how much of each stream the task page shows.
@@ -124,5 +220,5 @@ func (s *Server) pageTask(w http.ResponseWriter, r *http.Request) (int, any, err
 	if !t.State.IsTerminal() {
 		data["Refresh"] = 2
 	}
-	return s.render(w, "task", data)
+	return s.render(w, r, "task", data)
 }
