@@ -217,6 +217,16 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, grace time.Duration
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	jctx, stopJanitor := context.WithCancel(ctx)
+	janitorDone := make(chan struct{})
+	go func() {
+		defer close(janitorDone)
+		s.sessionJanitor(jctx)
+	}()
+	defer func() {
+		stopJanitor()
+		<-janitorDone
+	}()
 	errc := make(chan error, 1)
 	go func() {
 		if tlsConf != nil {
@@ -243,3 +253,27 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, grace time.Duration
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// sessionSweep is how often expired web sessions are deleted.
+const sessionSweep = 10 * time.Minute
+
+// sessionJanitor deletes expired web sessions until ctx ends: every visit
+// to the login page stores one.
+func (s *Server) sessionJanitor(ctx context.Context) {
+	t := time.NewTicker(sessionSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s.store.Update(ctx, func(tx store.Tx) error {
+			_, err := tx.DeleteExpiredSessions(ctx, time.Now())
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "could not delete expired sessions", "err", err)
+		}
+	}
+}

@@ -75,6 +75,9 @@ type AuthWriter interface {
 	PutToken(ctx context.Context, t auth.Token) error
 	PutSession(ctx context.Context, token string, data []byte, expiry time.Time) error
 	DeleteSession(ctx context.Context, token string) error
+	// DeleteExpiredSessions removes sessions expired at now, returning
+	// how many.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
 }
 
 // JobReader reads jobs and their versions.

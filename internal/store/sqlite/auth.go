@@ -232,6 +232,15 @@ func (t *tx) DeleteSession(ctx context.Context, token string) error {
 	return nil
 }
 
+func (t *tx) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error) {
+	res, err := t.exec(ctx, `DELETE FROM sessions WHERE expiry <= ?`, ns(now))
+	if err != nil {
+		return 0, fmt.Errorf("delete expired sessions: %w", translate(err))
+	}
+	n, err := res.RowsAffected()
+	return int(n), translate(err)
+}
+
 // deleteOne deletes the one row a statement names, or answers ErrNotFound.
 func (t *tx) deleteOne(ctx context.Context, q, what string, args ...any) error {
 	res, err := t.exec(ctx, q, args...)

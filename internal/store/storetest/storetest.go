@@ -42,6 +42,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Node", nodeCases()},
 		{"Event", eventCases()},
 		{"Tx", txCases()},
+		{"Auth", authCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
