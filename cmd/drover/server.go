@@ -79,6 +79,7 @@ any --listen address but loopback (127.0.0.1, ::1, localhost) unless
 type serverOpts struct {
 	data, listen, logLevel  string
 	nodeGrace, startTimeout time.Duration
+	secureCookies           bool
 	tls                     tlsOpts
 }
 
@@ -87,6 +88,8 @@ func (o *serverOpts) registerLiveness(cmd *cobra.Command) {
 		"how long a node may miss syncs before it is DOWN and its tasks rescheduled; also the reconnection window after a restart")
 	cmd.Flags().DurationVar(&o.startTimeout, "start-timeout", scheduler.DefaultStartTimeout,
 		"how long a task may stay ASSIGNED or STARTING before it is LOST and rescheduled")
+	cmd.Flags().BoolVar(&o.secureCookies, "secure-cookies", false,
+		"mark web session cookies Secure even on plain HTTP (behind a proxy that terminates TLS)")
 }
 
 // runningServer is a started server; wait blocks until it has stopped.
@@ -137,7 +140,8 @@ func startServer(ctx context.Context, opts serverOpts, logger *slog.Logger) (*ru
 		db.Close()
 		return nil, err
 	}
-	srv, err := server.New(server.Config{Store: db, Scheduler: sched, DataDir: opts.data, Logger: logger, Version: version})
+	srv, err := server.New(server.Config{Store: db, Scheduler: sched, DataDir: opts.data, Logger: logger, Version: version,
+		SecureCookies: opts.secureCookies})
 	if err != nil {
 		ln.Close()
 		db.Close()

@@ -465,9 +465,12 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) (int, any, 
 		if lack, ok := p.HoldsAll(scope); !ok {
 			return 0, nil, forbidden("you cannot make a token with %s, which you do not hold", lack)
 		}
-		if p.Scoped && len(scope) == 0 {
-			// A scoped token must not mint an unscoped one: the new
-			// token gets what is left of the caller's scope. If nothing
+		if p.Scoped && len(scope) == 0 && owner == p.Name {
+			// A scoped token must not mint an unscoped one for its own
+			// user: the new token gets what is left of the caller's
+			// scope. (For another user, the caller already holds all
+			// that user holds, so their unscoped token grants nothing
+			// new.) If nothing
 			// is left, an empty scope would mean all of the owner's
 			// permissions.
 			if len(p.Perms) == 0 {
