@@ -78,6 +78,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) (int, any, error)
 	if _, err := s.checkPassword(r, req.User, req.Password); err != nil {
 		return 0, nil, err
 	}
+	noteActor(r, "user "+req.User+" (login)")
 	tk, sec, err := s.CreateToken(r.Context(), auth.APIToken, req.User, "login", nil, ttl)
 	if err != nil {
 		return 0, nil, err

@@ -56,10 +56,27 @@ func source(r *http.Request) string {
 	return host
 }
 
+// auditNote lets a handler say more about its call than the principal
+// can: a login is made anonymously, but by someone.
+type auditNote struct{ actor string }
+
+type auditKey struct{}
+
+// noteActor names who really made the call, for the audit trail.
+func noteActor(r *http.Request, actor string) {
+	if n, ok := r.Context().Value(auditKey{}).(*auditNote); ok {
+		n.actor = actor
+	}
+}
+
 // audit records a mutating call: who, what, when, from where, and how it
 // ended. A failure to record is logged, not answered: the call is done.
 func (s *Server) audit(r *http.Request, p *auth.Principal, status int) {
-	e := event.Event{At: time.Now().UTC(), Reason: event.Audit, Actor: actor(p), Source: source(r),
+	who := actor(p)
+	if n, ok := r.Context().Value(auditKey{}).(*auditNote); ok && n.actor != "" {
+		who = n.actor
+	}
+	e := event.Event{At: time.Now().UTC(), Reason: event.Audit, Actor: who, Source: source(r),
 		Message: fmt.Sprintf("%s %s → %d", r.Method, r.URL.Path, status)}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	defer cancel()

@@ -50,6 +50,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) (int, any, 
 	if err := s.sessions.start(r, u); err != nil {
 		return 0, nil, err
 	}
+	noteActor(r, "user "+u.Name+" (web login)")
 	http.Redirect(w, r, next, http.StatusSeeOther)
 	return 0, nil, nil
 }

@@ -180,6 +180,7 @@ func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	r = r.WithContext(context.WithValue(r.Context(), auditKey{}, &auditNote{}))
 	h.ServeHTTP(rec, r)
 	s.audit(r, p, rec.status)
 }
