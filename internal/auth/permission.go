@@ -1,5 +1,5 @@
 // Package auth holds who may do what: users, roles, API and agent tokens,
-// permissions in Aurora's spirit (verb:resource:scope), the principal a
+// permissions in Aurora's spirit (resource:verb:scope), the principal a
 // request acts as, and the rules that keep a principal from granting more
 // than it holds. Persistence lives in store; HTTP lives in server.
 package auth
@@ -132,9 +132,7 @@ type Principal struct {
 	Name string
 	// TokenID is the token the request came with, if any.
 	TokenID string
-	// Node is the node an agent token is bound to ("" until its first sync).
-	Node  string
-	Perms []Permission
+	Perms   []Permission
 	// Scoped says the request's token is narrowed to a scope: Perms is
 	// what is left of it, and a token it makes must be no wider.
 	Scoped bool

@@ -20,8 +20,8 @@ type TokenKind string
 const (
 	// APIToken acts as its owner user, narrowed to its scope if it has one.
 	APIToken TokenKind = "api"
-	// AgentToken lets an agent sync and upload logs, for one node: the
-	// first node that syncs with it.
+	// AgentToken lets agents register and sync. A node belongs to the
+	// token that registered it: no other token may sync as it.
 	AgentToken TokenKind = "agent"
 )
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/drover-dev/drover/internal/api"
@@ -52,7 +53,11 @@ func validUser(name string) error {
 }
 
 func toAPIUser(u auth.User) api.User {
-	return api.User{Name: u.Name, Roles: slices.Clone(u.Roles), CreatedAt: u.CreatedAt}
+	roles := slices.Clone(u.Roles)
+	if roles == nil {
+		roles = []string{} // "no roles", not null
+	}
+	return api.User{Name: u.Name, Roles: roles, CreatedAt: u.CreatedAt}
 }
 
 func toAPIToken(t auth.Token) api.Token {
@@ -199,7 +204,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) (int, any, e
 	if req.Password != "" {
 		h, err := auth.HashPassword(req.Password)
 		if err != nil {
-			return 0, nil, badRequestf("password", "%s", err)
+			return 0, nil, badRequestf("password", "%s", strings.TrimPrefix(err.Error(), "password: "))
 		}
 		hash = h
 	}
@@ -319,6 +324,9 @@ func (s *Server) createRole(w http.ResponseWriter, r *http.Request) (int, any, e
 		return 0, nil, badRequestf("permissions", "%s", err)
 	}
 	role := auth.Role{Name: req.Name, Permissions: perms, CreatedAt: time.Now().UTC()}
+	if len(perms) == 0 {
+		return 0, nil, badRequestf("permissions", "a role needs at least one permission")
+	}
 	if err := role.Validate(); err != nil {
 		return 0, nil, badRequestf("name", "%s", err)
 	}
@@ -348,7 +356,25 @@ func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request) (int, any, e
 		if lack, ok := p.HoldsAll(role.Permissions); !ok {
 			return forbidden("you cannot delete a role with %s, which you do not hold", lack)
 		}
-		return tx.DeleteRole(r.Context(), name)
+		if err := tx.DeleteRole(r.Context(), name); err != nil {
+			return err
+		}
+		// Its members lose it now: left on their lists, it would come
+		// back with any role made later under the name, granted by
+		// someone who may write roles but not grant them.
+		users, err := tx.ListUsers(r.Context())
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			if slices.Contains(u.Roles, name) {
+				u.Roles = slices.DeleteFunc(u.Roles, func(x string) bool { return x == name })
+				if err := tx.PutUser(r.Context(), u); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, nil, err
@@ -461,6 +487,16 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) (int, any, 
 			}
 			if lack, ok := p.HoldsAll(theirs); !ok {
 				return 0, nil, forbidden("you cannot make a token for a user holding %s, which you do not hold", lack)
+			}
+			if len(scope) == 0 && !p.IsAdmin() {
+				// Unscoped, it would follow the user's later grants,
+				// which its maker (who keeps a copy) may not hold: it is
+				// narrowed to what the user holds now, all of which the
+				// maker holds.
+				if len(theirs) == 0 {
+					return 0, nil, forbidden("user %s holds no permission to put in a token", owner)
+				}
+				scope = slices.Clone(theirs)
 			}
 		}
 		if lack, ok := p.HoldsAll(scope); !ok {

@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,6 +238,19 @@ func TestS8InjectionPayloadsArriveVerbatim(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
 
+// flakyStore is the real store, whose writes fail while fail is set.
+type flakyStore struct {
+	store.Store
+	fail atomic.Bool
+}
+
+func (f *flakyStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if f.fail.Load() {
+		return errors.New("the disk is on fire")
+	}
+	return f.Store.Update(ctx, fn)
+}
+
 // syncBuffer is a log destination safe for concurrent writers.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -260,7 +276,11 @@ func TestS13SecretsNeverShown(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	w := newWorld(t, func(c *worldConfig) { c.logger = logger })
+	flaky := &flakyStore{}
+	w := newWorld(t, func(c *worldConfig) {
+		c.logger = logger
+		c.wrap = func(st store.Store) store.Store { flaky.Store = st; return flaky }
+	})
 	ad := w.tok[whoAdmin]
 
 	const (
@@ -323,6 +343,27 @@ func TestS13SecretsNeverShown(t *testing.T) {
 	}
 	code, body := w.call(t, agentTok.Secret, "POST", "/v1/agent/sync", toJSON(t, api.SyncRequest{Node: nodeInfo("n7")}))
 	keep("sync", code, body)
+	// A late status: the scheduler notes at debug level that it ignores it.
+	code, body = w.call(t, w.tok[whoAgent], "POST", "/v1/agent/sync", toJSON(t, api.SyncRequest{Node: nodeInfo("n1"),
+		Tasks: []api.TaskStatus{{TaskID: taskA, State: "STARTING"}, {TaskID: taskB, State: "RUNNING"}}}))
+	keep("late sync", code, body)
+
+	// Failures the server logs: the store refuses every write while
+	// secrets are in flight.
+	flaky.fail.Store(true)
+	for _, c := range []struct{ bearer, method, path, body string }{
+		{"", "POST", "/v1/login", toJSON(t, api.LoginRequest{User: "carol", Password: password})},
+		{ad, "POST", "/v1/users", toJSON(t, api.UserRequest{Name: "erin", Password: password})},
+		{login.Secret, "POST", "/v1/tokens", `{"name": "more"}`},
+		{made.Secret, "POST", "/v1/roles", `{"name": "r", "permissions": ["job:read:x"]}`},
+	} {
+		code, body := w.call(t, c.bearer, c.method, c.path, c.body)
+		require.GreaterOrEqual(t, code, 500, "%s %s: %s", c.method, c.path, body)
+		answers = append(answers, body)
+	}
+	flaky.fail.Store(false)
+	require.Contains(t, logs.String(), "request failed", "the failures were logged")
+	require.Contains(t, logs.String(), "level=DEBUG", "debug logging was on")
 
 	// Everything an admin can read afterwards.
 	for _, path := range []string{"/v1/tokens?all=true", "/v1/users", "/v1/roles", "/v1/events?limit=10000",
@@ -344,6 +385,7 @@ func TestS13SecretsNeverShown(t *testing.T) {
 	require.NoError(t, json.Unmarshal(w.must(t, ad, "GET", "/v1/events?reason=audit&limit=10000", "", http.StatusOK), &audit))
 	require.NotEmpty(t, audit, "the calls above were audited")
 
+	t.Logf("%d answers, %d log lines", len(answers)/2, strings.Count(logs.String(), "\n"))
 	all := string(bytes.Join(answers, []byte("\n")))
 	for _, sec := range secrets {
 		requireAbsent(t, all, sec, "the answers")

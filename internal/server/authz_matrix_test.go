@@ -87,6 +87,8 @@ type world struct {
 
 type worldConfig struct {
 	logger *slog.Logger
+	// wrap, if set, wraps the store the server and scheduler use.
+	wrap func(store.Store) store.Store
 }
 
 func newWorld(t testing.TB, opts ...func(*worldConfig)) *world {
@@ -157,14 +159,18 @@ func newBareWorld(t testing.TB, cfg worldConfig) *world {
 	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "drover.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
-	w := &world{store: db, clock: &fakeClock{now: t0}}
+	var st store.Store = db
+	if cfg.wrap != nil {
+		st = cfg.wrap(db)
+	}
+	w := &world{store: st, clock: &fakeClock{now: t0}}
 	var n atomic.Int64
 	w.sched, err = scheduler.New(scheduler.Config{
-		Store: db, Clock: w.clock, Logger: cfg.logger,
+		Store: st, Clock: w.clock, Logger: cfg.logger,
 		NewID: func() string { return fmt.Sprintf("task%04d", n.Add(1)) },
 	})
 	require.NoError(t, err)
-	w.srv, err = server.New(server.Config{Store: db, Scheduler: w.sched, DataDir: dir, Logger: cfg.logger, Version: "test"})
+	w.srv, err = server.New(server.Config{Store: st, Scheduler: w.sched, DataDir: dir, Logger: cfg.logger, Version: "test"})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, w.srv.Close()) })
 	return w
@@ -328,6 +334,21 @@ func (w *world) hasRole(t testing.TB, name string) bool {
 	return true
 }
 
+// worldTokens is how many tokens a new world has.
+const worldTokens = 7
+
+// tokenCount is how many tokens the store holds, revoked ones too.
+func (w *world) tokenCount(t testing.TB) int {
+	t.Helper()
+	var n int
+	require.NoError(t, w.store.View(t.Context(), func(rd store.Reader) error {
+		ts, err := rd.ListTokens(t.Context(), "")
+		n = len(ts)
+		return err
+	}))
+	return n
+}
+
 // whoami is what bearer acts as; it requires a 200.
 func (w *world) whoami(t testing.TB, bearer string) api.WhoAmI {
 	t.Helper()
@@ -380,6 +401,8 @@ type matrixCase struct {
 	changed func(t *testing.T, w *world, p principal)
 	// check inspects a successful answer.
 	check func(t *testing.T, w *world, p principal, body []byte)
+	// fresh gives every cell a world of its own (unchanged changes it).
+	fresh bool
 }
 
 // userOf is the user each user principal acts as.
@@ -459,6 +482,14 @@ var matrix = map[string][]matrixCase{
 	"GET /v1/jobs/{role}/{env}/{name}/events": {
 		{name: "team B's job", method: "GET", path: "/v1/jobs/" + jobB + "/events", want: guarded(is2xx, 404, is2xx, is2xx, 403)},
 	},
+	"GET /v1/jobs/{role}/{env}/{name}/versions": {
+		{name: "team B's job", method: "GET", path: "/v1/jobs/" + jobB + "/versions", want: guarded(is2xx, 404, is2xx, is2xx, 403)},
+		{name: "team A's job", method: "GET", path: "/v1/jobs/" + jobA + "/versions", want: guarded(is2xx, is2xx, 404, is2xx, 403)},
+	},
+	"GET /v1/jobs/{role}/{env}/{name}/versions/{version}": {
+		{name: "team B's job", method: "GET", path: "/v1/jobs/" + jobB + "/versions/1", want: guarded(is2xx, 404, is2xx, is2xx, 403)},
+		{name: "team A's job", method: "GET", path: "/v1/jobs/" + jobA + "/versions/1", want: guarded(is2xx, is2xx, 404, is2xx, 403)},
+	},
 	"GET /v1/tasks/{id}": {
 		{name: "team B's task", method: "GET", path: "/v1/tasks/" + taskB, want: guarded(is2xx, 404, is2xx, is2xx, 403)},
 		{name: "team A's task", method: "GET", path: "/v1/tasks/" + taskA, want: guarded(is2xx, is2xx, 404, is2xx, 403)},
@@ -492,8 +523,17 @@ var matrix = map[string][]matrixCase{
 	"POST /v1/agent/sync": {{
 		name: "as n1", method: "POST", path: "/v1/agent/sync",
 		body: `{"node": {"name": "n1", "attributes": {"os": "linux"}, "capacity": {"cpu": 4000, "memory": 8589934592}},
-			"tasks": [{"task_id": "task0001", "state": "RUNNING"}, {"task_id": "task0002", "state": "RUNNING"}]}`,
-		want: guarded(403, 403, 403, 403, is2xx),
+			"tasks": [{"task_id": "task0001", "state": "RUNNING"}, {"task_id": "task0002", "state": "RUNNING"}], "seq": 99}`,
+		want:  guarded(403, 403, 403, 403, is2xx),
+		fresh: true,
+		// A refused sync is not heard: n1's last report stays the one
+		// before, so an older sequence number still counts.
+		unchanged: func(t *testing.T, w *world) {
+			w.syncAs(t, w.tok[whoAgent], api.SyncRequest{Node: nodeInfo("n1"), Seq: 98, Tasks: []api.TaskStatus{
+				{TaskID: taskA, State: "RUNNING"}, {TaskID: taskB, State: "FAILED", ExitCode: new(int)},
+			}}, http.StatusOK)
+			require.Equal(t, task.Failed, w.task(t, taskB).State)
+		},
 	}},
 	"POST /v1/agent/logs": {{
 		name: "team A's task", method: "POST", path: "/v1/agent/logs",
@@ -576,7 +616,11 @@ var matrix = map[string][]matrixCase{
 	"DELETE /v1/roles/{name}": {{
 		name: "team-b", method: "DELETE", path: "/v1/roles/team-b", want: adminOnly,
 		unchanged: func(t *testing.T, w *world) { require.True(t, w.hasRole(t, "team-b")) },
-		changed:   func(t *testing.T, w *world, _ principal) { require.False(t, w.hasRole(t, "team-b")) },
+		changed: func(t *testing.T, w *world, _ principal) {
+			require.False(t, w.hasRole(t, "team-b"))
+			u, _ := w.user(t, "bob")
+			require.NotContains(t, u.Roles, "team-b", "a deleted role leaves its members")
+		},
 	}},
 	"POST /v1/roles/{name}/grant": {{
 		name: "team-b to alice", method: "POST", path: "/v1/roles/team-b/grant", body: `{"user": "alice"}`, want: adminOnly,
@@ -623,8 +667,13 @@ var matrix = map[string][]matrixCase{
 				require.NoError(t, json.Unmarshal(body, &tk))
 				require.Equal(t, userOf[p], tk.Owner)
 			},
+			unchanged: func(t *testing.T, w *world) { require.Equal(t, worldTokens, w.tokenCount(t)) },
+			changed:   func(t *testing.T, w *world, _ principal) { require.Equal(t, worldTokens+1, w.tokenCount(t)) },
 		},
-		{name: "agent token", method: "POST", path: "/v1/tokens", body: `{"name": "n9", "kind": "agent"}`, want: guarded(201, 403, 403, 403, 403)},
+		{
+			name: "agent token", method: "POST", path: "/v1/tokens", body: `{"name": "n9", "kind": "agent"}`, want: guarded(201, 403, 403, 403, 403),
+			unchanged: func(t *testing.T, w *world) { require.Equal(t, worldTokens, w.tokenCount(t)) },
+		},
 	},
 	"DELETE /v1/tokens/{id}": {{
 		name: "bob's token", method: "DELETE", want: guarded(is2xx, 404, is2xx, 404, 403),
@@ -702,7 +751,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				// a world of its own.
 				var shared *world
 				for _, p := range principals {
-					if c.method == "GET" || c.want[p] >= 400 {
+					if !c.fresh && (c.method == "GET" || c.want[p] >= 400) {
 						if shared == nil {
 							shared = newWorld(t)
 							if c.prepare != nil {
@@ -759,7 +808,7 @@ func TestOtherTeamsJobLooksMissing(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
 	for _, c := range []struct{ method, suffix string }{
-		{"GET", ""}, {"GET", "/events"}, {"POST", "/kill"},
+		{"GET", ""}, {"GET", "/events"}, {"POST", "/kill"}, {"GET", "/versions"}, {"GET", "/versions/1"},
 	} {
 		codeB, bodyB := w.call(t, w.tok[whoTeamA], c.method, "/v1/jobs/"+jobB+c.suffix, "")
 		codeX, bodyX := w.call(t, w.tok[whoTeamA], c.method, "/v1/jobs/team-b/prod/nope"+c.suffix, "")

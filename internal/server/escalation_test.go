@@ -385,3 +385,62 @@ func TestAgentChangesOnlyItsOwnTasks(t *testing.T) {
 	_, other := w.call(t, w.agent2, "POST", "/v1/agent/logs", mustJSON(t, api.LogChunk{TaskID: taskA, Stream: "stdout", Data: []byte("x")}))
 	require.Equal(t, strings.ReplaceAll(string(missing), "task9999", taskA), string(other), "another node's task looks missing")
 }
+
+// TestDeletedRoleStaysDeleted: deleting a role takes it from its members,
+// so a role of the same name made later — by someone who may write roles
+// but not grant them — gives them nothing.
+func TestDeletedRoleStaysDeleted(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ad := w.tok[whoAdmin]
+	w.must(t, ad, "POST", "/v1/roles", `{"name": "ops", "permissions": ["job:read:team-b"]}`, http.StatusCreated)
+	w.must(t, ad, "POST", "/v1/roles/ops/grant", `{"user": "alice"}`, http.StatusOK)
+	w.must(t, w.tok[whoTeamA], "GET", "/v1/jobs/"+jobB, "", http.StatusOK)
+	w.must(t, ad, "DELETE", "/v1/roles/ops", "", http.StatusOK)
+	w.must(t, w.tok[whoTeamA], "GET", "/v1/jobs/"+jobB, "", http.StatusNotFound)
+	require.Equal(t, []string{"team-a"}, w.rolesOf(t, "alice"))
+
+	writer := w.addUser(t, "writer", []string{"role:write:*", "job:read:team-b"})
+	w.must(t, writer, "POST", "/v1/roles/team-b/grant", `{"user": "alice"}`, http.StatusForbidden)
+	w.must(t, writer, "POST", "/v1/roles", `{"name": "ops", "permissions": ["job:read:team-b"]}`, http.StatusCreated)
+	w.must(t, w.tok[whoTeamA], "GET", "/v1/jobs/"+jobB, "", http.StatusNotFound)
+}
+
+// TestUserWithoutPasswordCannotLogIn: a user made without a password signs
+// in with tokens only; no password, not even an empty one, logs them in.
+func TestUserWithoutPasswordCannotLogIn(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.must(t, w.tok[whoAdmin], "POST", "/v1/users", `{"name": "robot", "roles": ["viewer"]}`, http.StatusCreated)
+	for _, pw := range []string{"", userPass, "not-a-password-of-anyone"} {
+		w.must(t, "", "POST", "/v1/login", toJSON(t, api.LoginRequest{User: "robot", Password: pw}), http.StatusUnauthorized)
+	}
+}
+
+// TestTokenForAnotherUserDoesNotFollowTheirPromotion: a token someone
+// (not an admin) makes for another user holds what that user held then,
+// all of which its maker held. Were it to follow the user's later grants,
+// its maker would hold them too: promote the user to admin, and the
+// maker's copy of their token is an admin token.
+func TestTokenForAnotherUserDoesNotFollowTheirPromotion(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	minter := w.addUser(t, "minter", []string{"token:write:*", "job:*:team-a", "node:read:*"})
+	tk := w.mint(t, minter, api.TokenRequest{Name: "for alice", User: "alice"}, http.StatusCreated)
+	require.ElementsMatch(t, []string{"job:*:team-a", "node:read:*"}, w.whoami(t, tk.Secret).Permissions)
+
+	w.must(t, w.tok[whoAdmin], "POST", "/v1/roles/admin/grant", `{"user": "alice"}`, http.StatusOK)
+	require.Equal(t, "alice", w.whoami(t, w.tok[whoTeamA]).Name)
+	require.Contains(t, w.whoami(t, w.tok[whoTeamA]).Permissions, "admin", "alice's own token follows her roles")
+	require.ElementsMatch(t, []string{"job:*:team-a", "node:read:*"}, w.whoami(t, tk.Secret).Permissions,
+		"the minter's token for alice does not")
+	w.must(t, tk.Secret, "GET", "/v1/users", "", http.StatusForbidden)
+	w.must(t, tk.Secret, "GET", "/v1/jobs/"+jobB, "", http.StatusNotFound)
+
+	// A user with nothing to hold gets no token from a non-admin: an
+	// empty scope would mean whatever they are granted later.
+	w.must(t, w.tok[whoAdmin], "POST", "/v1/users", `{"name": "blank"}`, http.StatusCreated)
+	w.mint(t, minter, api.TokenRequest{Name: "for blank", User: "blank"}, http.StatusForbidden)
+	// An admin may: it holds whatever they will be granted.
+	w.mint(t, w.tok[whoAdmin], api.TokenRequest{Name: "for blank", User: "blank"}, http.StatusCreated)
+}
