@@ -26,7 +26,7 @@ const exitJobFailed = 3
 
 func newJobCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "job", Short: "Run, list, inspect and kill jobs"}
-	cmd.AddCommand(newJobRunCmd(), newJobListCmd(), newJobStatusCmd(), newJobKillCmd())
+	cmd.AddCommand(newJobRunCmd(), newJobListCmd(), newJobStatusCmd(), newJobKillCmd(), newJobInspectCmd(), newJobDiffCmd())
 	return cmd
 }
 

@@ -55,9 +55,11 @@ the agent that runs tasks on each node, and this command-line client.
 Start a local cluster with 'drover dev', then run a job with
 'drover job run examples/hello.yaml --wait'.
 
-Client commands find the server from --addr or DROVER_ADDR. Every flag can
-also be set by an environment variable: DROVER_ plus the flag name in upper
-case with '-' as '_' (DROVER_DATA, DROVER_LISTEN, ...).`,
+Client commands find the server from --addr or DROVER_ADDR. Settings flags
+can also be set by an environment variable: DROVER_ plus the flag name in
+upper case with '-' as '_' (DROVER_ADDR, DROVER_DATA, DROVER_LISTEN,
+DROVER_TOKEN_FILE, DROVER_CA, DROVER_NODE_GRACE, ...); a command's own
+arguments (--version, --instance, --wait) cannot.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
@@ -74,7 +76,6 @@ case with '-' as '_' (DROVER_DATA, DROVER_LISTEN, ...).`,
 	return root
 }
 
-// flagsFromEnv fills every flag the user did not set from DROVER_<NAME>.
 // startProfile writes a CPU profile to $DROVER_CPUPROFILE, for measuring
 // the bench and the processes it starts (agents inherit the variable and
 // add their pid to the name).
@@ -92,10 +93,23 @@ func startProfile() error {
 
 func stopProfile() { pprof.StopCPUProfile() }
 
+// envFlags are the flags that DROVER_<NAME> variables fill: settings of
+// where and how drover runs, not arguments of one command (an unrelated
+// VERSION or INSTANCE in a CI environment must not change what a command
+// does).
+var envFlags = map[string]bool{
+	"addr": true, "token-file": true, "ca": true, "output": true,
+	"data": true, "listen": true, "log-level": true, "server": true, "name": true,
+	"tls-cert": true, "tls-key": true, "insecure-http": true, "secure-cookies": true,
+	"node-grace": true, "start-timeout": true, "stop-after": true, "sync-interval": true,
+	"capability": true, "cpu": true, "memory": true, "nodes": true,
+}
+
+// flagsFromEnv fills the [envFlags] the user did not set from DROVER_<NAME>.
 func flagsFromEnv(cmd *cobra.Command) error {
 	var errs []error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed || f.Name == "help" {
+		if f.Changed || !envFlags[f.Name] {
 			return
 		}
 		env := "DROVER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))

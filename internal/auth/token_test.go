@@ -59,7 +59,11 @@ func TestHashAndMatchToken(t *testing.T) {
 	require.NotContains(t, h, text[len(text)-32:])
 	require.True(t, auth.MatchToken(text, h))
 	require.False(t, auth.MatchToken(text+"x", h))
-	require.False(t, auth.MatchToken(text[:len(text)-1]+"x", h))
+	last := "x"
+	if strings.HasSuffix(text, "x") {
+		last = "y" // the changed token must differ from the real one
+	}
+	require.False(t, auth.MatchToken(text[:len(text)-1]+last, h))
 	require.False(t, auth.MatchToken(text, ""))
 	require.False(t, auth.MatchToken(text, strings.ToUpper(h)))
 	require.False(t, auth.MatchToken("", h))

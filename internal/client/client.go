@@ -432,3 +432,24 @@ func (c *Client) Events(ctx context.Context, reason string, after int64, limit i
 	}
 	return out, c.getJSON(ctx, p, &out)
 }
+
+// ListJobVersions lists a job's versions, newest first, without their
+// specs.
+func (c *Client) ListJobVersions(ctx context.Context, key string) ([]api.JobVersion, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return nil, err
+	}
+	var out []api.JobVersion
+	return out, c.getJSON(ctx, p+"/versions", &out)
+}
+
+// GetJobVersion returns one version of a job with its resolved spec.
+func (c *Client) GetJobVersion(ctx context.Context, key string, version int) (api.JobVersion, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return api.JobVersion{}, err
+	}
+	var out api.JobVersion
+	return out, c.getJSON(ctx, p+"/versions/"+strconv.Itoa(version), &out)
+}

@@ -121,6 +121,8 @@ func (s *Server) routes() {
 	s.handle("GET /v1/jobs/{role}/{env}/{name}", mayJob(auth.VerbRead), s.wrap(s.getJob))
 	s.handle("POST /v1/jobs/{role}/{env}/{name}/kill", mayJob(auth.VerbKill), s.wrap(s.killJob))
 	s.handle("GET /v1/jobs/{role}/{env}/{name}/events", mayJob(auth.VerbRead), s.wrap(s.jobEvents))
+	s.handle("GET /v1/jobs/{role}/{env}/{name}/versions", mayJob(auth.VerbRead), s.wrap(s.listJobVersions))
+	s.handle("GET /v1/jobs/{role}/{env}/{name}/versions/{version}", mayJob(auth.VerbRead), s.wrap(s.getJobVersion))
 	s.handle("GET /v1/tasks/{id}", signedIn, s.wrap(s.getTask))
 	s.handle("GET /v1/tasks/{id}/logs/{stream}", signedIn, s.wrap(s.taskLogs))
 	s.handle("GET /v1/nodes", may(auth.VerbRead, auth.ResourceNode), s.wrap(s.listNodes))

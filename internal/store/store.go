@@ -85,6 +85,9 @@ type JobReader interface {
 	GetJob(ctx context.Context, key job.Key) (job.Job, error)
 	ListJobs(ctx context.Context) ([]job.Job, error)
 	GetJobVersion(ctx context.Context, key job.Key, version int) (job.Version, error)
+	// ListJobVersions returns every version of a job, newest first; none
+	// (and no error) for a key that was never submitted.
+	ListJobVersions(ctx context.Context, key job.Key) ([]job.Version, error)
 	// FindIdempotencyKey returns the version a submission with this key created.
 	FindIdempotencyKey(ctx context.Context, idempotencyKey string) (job.Version, error)
 }

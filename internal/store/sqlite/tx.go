@@ -172,6 +172,26 @@ func (t *tx) GetJobVersion(ctx context.Context, key job.Key, version int) (job.V
 	return v, nil
 }
 
+func (t *tx) ListJobVersions(ctx context.Context, key job.Key) ([]job.Version, error) {
+	rows, err := t.query(ctx, `SELECT `+versionCols+` FROM job_versions WHERE job_key = ? ORDER BY version DESC`, key.String())
+	if err != nil {
+		return nil, fmt.Errorf("list versions of job %s: %w", key, translate(err))
+	}
+	defer rows.Close()
+	var out []job.Version
+	for rows.Next() {
+		v, err := scanVersion(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list versions of job %s: %w", key, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list versions of job %s: %w", key, translate(err))
+	}
+	return out, nil
+}
+
 func (t *tx) FindIdempotencyKey(ctx context.Context, idem string) (job.Version, error) {
 	v, err := scanVersion(t.queryRow(ctx, `SELECT `+versionCols+` FROM job_versions WHERE idempotency_key = ?`, idem))
 	if err != nil {

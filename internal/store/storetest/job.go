@@ -21,6 +21,7 @@ func jobCases() []testCase {
 		{"ListJobsOrderedByKey", testListJobs},
 		{"JobVersionRoundTrip", testJobVersionRoundTrip},
 		{"JobVersionMissing", testJobVersionMissing},
+		{"ListJobVersionsNewestFirst", testListJobVersions},
 		{"DuplicateJobVersion", testDuplicateJobVersion},
 		{"DuplicateIdempotencyKey", testDuplicateIdempotencyKey},
 		{"FindIdempotencyKey", testFindIdempotencyKey},
@@ -190,6 +191,58 @@ func testJobVersionMissing(t *testing.T, s store.Store) {
 			return err
 		})
 	}
+}
+
+func testListJobVersions(t *testing.T, s store.Store) {
+	list := func(key job.Key) []job.Version {
+		t.Helper()
+		var got []job.Version
+		view(t, s, func(ctx context.Context, r store.Reader) (err error) {
+			got, err = r.ListJobVersions(ctx, key)
+			return err
+		})
+		return got
+	}
+	require.Empty(t, list(DefaultKey), "versions of a job never submitted")
+
+	// Inserted out of order, in separate transactions, with another job's
+	// versions in between: each version comes back whole, newest first.
+	v1 := NewJobVersion(func(v *job.Version) { v.IdempotencyKey = "first" })
+	v2 := NewJobVersion(func(v *job.Version) {
+		v.Version = 2
+		v.Spec.Instances = 5
+		v.CreatedAt = T0.Add(time.Hour)
+	})
+	v10 := NewJobVersion(func(v *job.Version) {
+		v.Version = 10 // sorted as a number, not as text
+		v.Spec.Task.Command = []string{"true"}
+		v.CreatedAt = T0.Add(2 * time.Hour)
+	})
+	other := NewJobVersion(func(v *job.Version) {
+		v.Key.Name = "other"
+		v.Version = 3
+	})
+	for _, v := range []job.Version{v2, other, v10, v1} {
+		insertJobVersion(t, s, v)
+	}
+	got := list(DefaultKey)
+	requireEqual(t, []job.Version{v10, v2, v1}, got)
+	for i := range got {
+		requireUTC(t, "version", &got[i].CreatedAt)
+	}
+	requireEqual(t, []job.Version{other}, list(other.Key), "another job's versions are its own")
+
+	// Inside a write transaction, a version inserted there is listed.
+	v11 := NewJobVersion(func(v *job.Version) { v.Version = 11 })
+	var inTx []job.Version
+	update(t, s, func(ctx context.Context, tx store.Tx) (err error) {
+		if err := tx.InsertJobVersion(ctx, v11); err != nil {
+			return err
+		}
+		inTx, err = tx.ListJobVersions(ctx, DefaultKey)
+		return err
+	})
+	requireEqual(t, []job.Version{v11, v10, v2, v1}, inTx, "inside the writing transaction")
 }
 
 func testDuplicateJobVersion(t *testing.T, s store.Store) {
