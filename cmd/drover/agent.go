@@ -18,7 +18,7 @@ import (
 func newAgentCmd() *cobra.Command {
 	var (
 		serverURL, data, name, logLevel, memory string
-		tokenFile, caFile                       string
+		tokenFile, caFile, taskUser             string
 		caps                                    []string
 		cpu                                     int64
 		parentPID                               int
@@ -64,7 +64,7 @@ An https --server is verified with the system's roots, or with --ca.`,
 			a, err := agent.New(agent.Config{
 				Client: c, DataDir: data, Name: name, Capabilities: capabilities,
 				CPU: cpu, Memory: mem, Logger: newLogger(logLevel), Version: version,
-				SyncWait: syncWait, StopAfter: stopAfter,
+				SyncWait: syncWait, StopAfter: stopAfter, TaskUser: taskUser,
 			})
 			if err != nil {
 				return err
@@ -80,6 +80,7 @@ An https --server is verified with the system's roots, or with --ca.`,
 	cmd.Flags().StringVar(&data, "data", defaultDataDir("agent"), "directory for task sandboxes")
 	cmd.Flags().StringVar(&name, "name", "", "node name (default: the host name)")
 	cmd.Flags().StringVar(&caFile, "ca", "", "PEM CA bundle that verifies an https --server (default: the system's roots)")
+	cmd.Flags().StringVar(&taskUser, "task-user", "", "run tasks as this user (name or uid; the agent must be root); default: the agent's own user")
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the agent token (default: $DROVER_TOKEN); the server writes one to DATA/agent.token")
 	cmd.Flags().StringArrayVar(&caps, "capability", nil, "node attribute KEY=VALUE (repeatable)")
 	cmd.Flags().Int64Var(&cpu, "cpu", 0, "millicores offered to tasks (default: all cores)")

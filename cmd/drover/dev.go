@@ -105,6 +105,7 @@ the --listen host. Plain HTTP off loopback needs --insecure-http.`,
 	opts.registerLiveness(cmd)
 	opts.tls.register(cmd)
 	cmd.Flags().DurationVar(&agentOpts.syncInterval, "sync-interval", agent.DefaultSyncWait, "the agents' heartbeat interval")
+	cmd.Flags().StringVar(&agentOpts.taskUser, "task-user", "", "run the agents' tasks as this user (the agents run as you)")
 	cmd.Flags().DurationVar(&agentOpts.stopAfter, "stop-after", agent.DefaultStopAfter, "the agents' stop_after: cut off this long, they kill their tasks")
 	return cmd
 }
@@ -119,6 +120,7 @@ type localAgents struct {
 type localAgentOpts struct {
 	logLevel                string
 	syncInterval, stopAfter time.Duration
+	taskUser                string
 	// token is the agent token, passed in the environment (never argv,
 	// which every local user can read).
 	token secret.String
@@ -178,6 +180,9 @@ func startLocalAgents(data, serverURL string, n int, o localAgentOpts) (*localAg
 		}
 		if o.stopAfter > 0 {
 			args = append(args, "--stop-after", o.stopAfter.String())
+		}
+		if o.taskUser != "" {
+			args = append(args, "--task-user", o.taskUser)
 		}
 		if o.ca != "" {
 			args = append(args, "--ca", o.ca)

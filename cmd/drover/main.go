@@ -102,7 +102,7 @@ var envFlags = map[string]bool{
 	"data": true, "listen": true, "log-level": true, "server": true, "name": true,
 	"tls-cert": true, "tls-key": true, "insecure-http": true, "secure-cookies": true,
 	"node-grace": true, "start-timeout": true, "stop-after": true, "sync-interval": true,
-	"capability": true, "cpu": true, "memory": true, "nodes": true,
+	"capability": true, "cpu": true, "memory": true, "nodes": true, "task-user": true,
 }
 
 // flagsFromEnv fills the [envFlags] the user did not set from DROVER_<NAME>.

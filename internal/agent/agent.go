@@ -20,6 +20,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -68,6 +69,10 @@ type Config struct {
 	// machine's.
 	CPU, Memory int64
 	SyncWait    time.Duration
+	// TaskUser runs every task as this user (name or uid) instead of the
+	// agent's: a root agent then runs tasks without privileges. The
+	// agent's data directory must be reachable by that user.
+	TaskUser string
 	// StopAfter is how long the agent keeps its tasks running while it
 	// cannot reach the server; then it kills them.
 	StopAfter time.Duration
@@ -89,6 +94,8 @@ type Agent struct {
 	dirty  bool               // a status changed since the last report; guarded by mu
 	cancel context.CancelFunc // cancels a held poll; guarded by mu
 	wg     sync.WaitGroup
+	// cred is the user tasks run as (nil: the agent's).
+	cred *execdriver.Credential
 	// starting bounds the processes being started at once.
 	starting chan struct{}
 }
@@ -129,6 +136,21 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tasks"), 0o700); err != nil {
 		return nil, fmt.Errorf("agent data dir: %w", err)
 	}
+	var cred *execdriver.Credential
+	if cfg.TaskUser != "" {
+		c, err := lookupCredential(cfg.TaskUser)
+		if err != nil {
+			return nil, fmt.Errorf("agent config: TaskUser: %w", err)
+		}
+		cred = c
+		// The task's user crosses these directories to its sandbox; it
+		// cannot list them.
+		for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "tasks")} {
+			if err := os.Chmod(d, 0o711); err != nil {
+				return nil, fmt.Errorf("agent data dir: %w", err)
+			}
+		}
+	}
 	attrs := map[string]string{"os": runtime.GOOS, "arch": runtime.GOARCH}
 	if h, err := os.Hostname(); err == nil {
 		attrs["hostname"] = h
@@ -140,6 +162,7 @@ func New(cfg Config) (*Agent, error) {
 		info: api.NodeInfo{Name: cfg.Name, Attributes: attrs, Version: cfg.Version,
 			Capacity: api.Resources{CPU: cfg.CPU, Memory: cfg.Memory}},
 		seq:      uint64(time.Now().UnixNano()),
+		cred:     cred,
 		tasks:    map[string]*runTask{},
 		recent:   map[string]time.Time{},
 		starting: make(chan struct{}, 2*runtime.NumCPU()),
@@ -395,12 +418,13 @@ func (a *Agent) start(ctx context.Context, t *runTask) {
 	t.ports = ports
 	t.env = env
 	h, err := execdriver.Start(execdriver.Config{
-		Dir:       filepath.Join(a.cfg.DataDir, "tasks", as.TaskID),
-		Command:   as.Command,
-		Env:       env,
-		Timeout:   time.Duration(as.Timeout),
-		KillGrace: killGrace(time.Duration(as.KillGrace)),
-		Log:       a.cfg.Log,
+		Dir:        filepath.Join(a.cfg.DataDir, "tasks", as.TaskID),
+		Command:    as.Command,
+		Env:        env,
+		Timeout:    time.Duration(as.Timeout),
+		KillGrace:  killGrace(time.Duration(as.KillGrace)),
+		Log:        a.cfg.Log,
+		Credential: a.cred,
 	})
 	now := time.Now().UTC()
 	if err != nil {
@@ -516,4 +540,23 @@ func killGrace(d time.Duration) time.Duration {
 		return time.Nanosecond
 	}
 	return d
+}
+
+// lookupCredential finds a user by name or uid, with its primary group.
+func lookupCredential(name string) (*execdriver.Credential, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if u, err = user.LookupId(name); err != nil {
+			return nil, fmt.Errorf("no user %q", name)
+		}
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("user %q: uid %q or gid %q is not a number", name, u.Uid, u.Gid)
+	}
+	if uid != uint64(os.Geteuid()) && os.Geteuid() != 0 {
+		return nil, fmt.Errorf("running tasks as %q needs a root agent", name)
+	}
+	return &execdriver.Credential{UID: uint32(uid), GID: uint32(gid)}, nil
 }

@@ -34,7 +34,7 @@ type bundle struct {
 	stop   func() // stops the agent and waits for Run to return
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t *testing.T, opts ...func(*agent.Config)) *bundle {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -49,8 +49,12 @@ func setup(t *testing.T) *bundle {
 	admin, agentTok := testTokens(t, srv)
 	c, err := client.New(hs.URL, nil)
 	require.NoError(t, err)
-	a, err := agent.New(agent.Config{Client: c.WithToken(agentTok), DataDir: filepath.Join(dir, "agent"), Name: "node-1",
-		CPU: 2000, Memory: 1 << 30, SyncWait: time.Second, Logger: testLogger()})
+	cfg := agent.Config{Client: c.WithToken(agentTok), DataDir: filepath.Join(dir, "agent"), Name: "node-1",
+		CPU: 2000, Memory: 1 << 30, SyncWait: time.Second, Logger: testLogger()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := agent.New(cfg)
 	require.NoError(t, err)
 	actx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -245,4 +249,27 @@ func testTokens(t *testing.T, srv *server.Server) (admin, agentTok secret.String
 	_, agentTok, err = srv.CreateToken(t.Context(), auth.AgentToken, "", "test agents", nil, 0)
 	require.NoError(t, err)
 	return admin, agentTok
+}
+
+// TestAgentRunsTasksAsTaskUser: a root agent with a task user runs tasks
+// as that user, without privileges.
+func TestAgentRunsTasksAsTaskUser(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("WARNING: TestAgentRunsTasksAsTaskUser NOT RUN: needs a root agent")
+	}
+	b := setup(t, func(c *agent.Config) {
+		c.TaskUser = "nobody"
+		// The task's user crosses the test's private temporary parent.
+		require.NoError(t, os.Chmod(filepath.Dir(filepath.Dir(c.DataDir)), 0o711))
+		require.NoError(t, os.Chmod(filepath.Dir(c.DataDir), 0o711))
+	})
+	submit(t, b.client, `
+job: t/dev/who
+task: {command: ["sh", "-c", "id -u; grep CapEff /proc/self/status"]}
+retry: {attempts: 0}
+`)
+	j := waitEnd(t, b.client, "t/dev/who")
+	require.Equal(t, "SUCCEEDED", j.State, j.Tasks[0].Message)
+	require.Equal(t, "65534\nCapEff:\t0000000000000000\n", readLog(t, b.client, j.Tasks[0].ID, "stdout"))
 }

@@ -40,6 +40,16 @@ type Config struct {
 	KillGrace time.Duration
 	// Log caps the disk used by Dir/logs/stdout.* and stderr.*.
 	Log tasklog.Config
+	// Credential runs the task as another user (the agent must be root).
+	// Nil runs it as the agent's user. Dir/work and Dir/tmp then belong
+	// to that user; Dir/logs and the pid file stay the agent's.
+	Credential *Credential
+}
+
+// Credential is a user and group to run a task as, with no supplementary
+// groups. A task run so by a root agent has no capabilities.
+type Credential struct {
+	UID, GID uint32
 }
 
 // withDefaults returns c with zero fields set to their defaults.

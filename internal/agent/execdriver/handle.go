@@ -81,6 +81,20 @@ func Start(cfg Config) (*Handle, error) {
 			return nil, fmt.Errorf("create sandbox: %w", err)
 		}
 	}
+	var sysCred *syscall.Credential
+	if c := cfg.Credential; c != nil {
+		// The task's user must reach its work and tmp directories (and
+		// only those): the sandbox can be crossed but not listed.
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return nil, fmt.Errorf("sandbox dir: %w", err)
+		}
+		for _, d := range []string{workDir, tmpDir} {
+			if err := os.Chown(d, int(c.UID), int(c.GID)); err != nil {
+				return nil, fmt.Errorf("sandbox dir for uid %d: %w", c.UID, err)
+			}
+		}
+		sysCred = &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: []uint32{}}
+	}
 	env := cfg.environ(workDir, tmpDir)
 	path, err := lookPath(cfg.Command[0], envValue(env, "PATH"), workDir)
 	if err != nil {
@@ -133,7 +147,7 @@ func Start(cfg Config) (*Handle, error) {
 		// signalled as a whole. Pdeathsig is deliberately not set: the
 		// kernel fires it when the *thread* that forked the child exits,
 		// and Go retires threads at will, which would kill healthy tasks.
-		Sys: &syscall.SysProcAttr{Setpgid: true},
+		Sys: &syscall.SysProcAttr{Setpgid: true, Credential: sysCred},
 	})
 	startedAt := time.Now()
 	// Only the task may hold the write ends: the copies see EOF when the

@@ -558,3 +558,27 @@ func TestLeftoversDoNotOutliveTask(t *testing.T) {
 		})
 	}
 }
+
+// TestRunAsUser: with a Credential, the task runs as that user, with no
+// capabilities and no supplementary groups, can write its HOME and TMPDIR,
+// and cannot write what belongs to root.
+func TestRunAsUser(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("WARNING: TestRunAsUser NOT RUN: switching users needs root")
+	}
+	root := t.TempDir()
+	// The task's user must be able to cross every directory above its
+	// sandbox (t.TempDir makes a private parent too).
+	require.NoError(t, os.Chmod(filepath.Dir(root), 0o711))
+	require.NoError(t, os.Chmod(root, 0o711))
+	secret := filepath.Join(root, "root-only")
+	require.NoError(t, os.WriteFile(secret, []byte("x"), 0o600))
+	h := start(t, Config{Dir: filepath.Join(root, "task"), Credential: &Credential{UID: 65534, GID: 65534},
+		Command: []string{"sh", "-c", `id -u; id -G; grep CapEff /proc/self/status; touch "$HOME/h" "$TMPDIR/t" && echo wrote; cat ` + secret + ` || echo denied`}})
+	waitDone(t, h)
+	out := readLog(t, h.Stdout())
+	require.Equal(t, 0, h.Result().ExitCode, out)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Equal(t, []string{"65534", "65534", "CapEff:\t0000000000000000", "wrote", "denied"}, lines)
+}
