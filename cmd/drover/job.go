@@ -17,6 +17,7 @@ import (
 
 	"github.com/drover-dev/drover/internal/api"
 	"github.com/drover-dev/drover/internal/client"
+	"github.com/drover-dev/drover/internal/job"
 	"github.com/drover-dev/drover/internal/jobspec"
 )
 
@@ -33,6 +34,7 @@ func newJobCmd() *cobra.Command {
 func newJobRunCmd() *cobra.Command {
 	var f clientFlags
 	var wait bool
+	var pin string
 	cmd := &cobra.Command{
 		Use:   "run FILE",
 		Short: "Submit the job(s) in a YAML job file",
@@ -55,6 +57,14 @@ instance succeeded (3 if the job ended otherwise).`,
 			specs, err := jobspec.Parse(data)
 			if err != nil {
 				return fileError(args[0], err)
+			}
+			if pin != "" {
+				if !job.ValidName(pin) {
+					return fmt.Errorf("--node %q: %s", pin, job.NameRule)
+				}
+				for i := range specs {
+					specs[i].Node = pin
+				}
 			}
 			c, err := f.client()
 			if err != nil {
@@ -107,6 +117,7 @@ instance succeeded (3 if the job ended otherwise).`,
 	}
 	f.register(cmd, false)
 	cmd.Flags().BoolVar(&wait, "wait", false, "follow the job until it ends; exit non-zero unless it succeeded")
+	cmd.Flags().StringVar(&pin, "node", "", "run every task on this node (as the job file's node: field)")
 	return cmd
 }
 

@@ -10,6 +10,7 @@ type JobSpec struct {
 	Priority    int              `yaml:"priority,omitempty" json:"priority,omitempty"`
 	Task        TaskSpec         `yaml:"task" json:"task"`
 	Constraints []ConstraintSpec `yaml:"constraints,omitempty" json:"constraints,omitempty"`
+	Node        string           `yaml:"node,omitempty" json:"node,omitempty"`
 	Retry       *RetrySpec       `yaml:"retry,omitempty" json:"retry,omitempty"`
 	Reschedule  *RescheduleSpec  `yaml:"reschedule,omitempty" json:"reschedule,omitempty"`
 	Restart     *RestartSpec     `yaml:"restart,omitempty" json:"restart,omitempty"`

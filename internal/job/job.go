@@ -93,8 +93,10 @@ type Spec struct {
 	Priority    int          `json:"priority"`
 	Task        TaskSpec     `json:"task"`
 	Constraints []Constraint `json:"constraints,omitempty"`
-	Retry       Retry        `json:"retry"`
-	Reschedule  Reschedule   `json:"reschedule"`
+	// Node pins every task to the node of that name ("" places freely).
+	Node       string     `json:"node,omitempty"`
+	Retry      Retry      `json:"retry"`
+	Reschedule Reschedule `json:"reschedule"`
 	// Restart is how a service's instance is started again when its
 	// task exits; batch jobs ignore it.
 	Restart Restart `json:"restart"`
@@ -270,6 +272,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.Task.Resources.Memory < 1<<20 {
 		bad("task.resources.memory", "must be at least 1MiB, not %d bytes", s.Task.Resources.Memory)
+	}
+	if s.Node != "" && !ValidName(s.Node) {
+		bad("node", "%q %s", s.Node, NameRule)
 	}
 	for i, c := range s.Constraints {
 		f := fmt.Sprintf("constraints[%d]", i)

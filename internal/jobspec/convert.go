@@ -60,6 +60,7 @@ func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
 	if in.Type != "" {
 		s.Type = job.Type(in.Type)
 	}
+	s.Node = in.Node
 	if in.Instances != nil {
 		s.Instances = *in.Instances
 	}
@@ -205,6 +206,7 @@ func Format(s job.Spec) api.JobSpec {
 		out.Task.Health = &api.HealthSpec{Command: slices.Clone(h.Command), HTTP: h.HTTP,
 			Interval: h.Interval.String(), Timeout: h.Timeout.String(), Failures: &failures}
 	}
+	out.Node = s.Node
 	if s.Task.Timeout != 0 { // no timeout is written as none
 		out.Task.Timeout = s.Task.Timeout.String()
 	}

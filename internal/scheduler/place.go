@@ -71,6 +71,9 @@ func Place(s Snapshot) Plan {
 		var unmet, full []string
 		for i := range nodes {
 			n := &nodes[i]
+			if spec.Node != "" && n.Node.Name != spec.Node {
+				continue
+			}
 			if c, ok := firstUnmet(spec.Constraints, n.Node.Attributes); !ok {
 				unmet = append(unmet, fmt.Sprintf("%s (%s)", n.Node.Name, c))
 				continue
@@ -84,7 +87,11 @@ func Place(s Snapshot) Plan {
 			}
 		}
 		if best < 0 {
-			plan.Unplaced[t.ID] = unplacedReason(len(nodes), unmet, full, t.Resources)
+			why := unplacedReason(len(nodes), unmet, full, t.Resources)
+			if spec.Node != "" && len(unmet) == 0 && len(full) == 0 {
+				why = fmt.Sprintf("pinned to node %s, which is not ready", spec.Node)
+			}
+			plan.Unplaced[t.ID] = why
 			continue
 		}
 		nodes[best].Free = nodes[best].Free.Sub(t.Resources)

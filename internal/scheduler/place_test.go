@@ -46,6 +46,15 @@ func specs(cs ...job.Constraint) map[scheduler.VersionKey]job.Spec {
 
 var linux = map[string]string{"os": "linux"}
 
+// pinned returns specs whose job A is pinned to node.
+func pinned(node string) map[scheduler.VersionKey]job.Spec {
+	s := specs()
+	a := s[scheduler.VersionKey{Job: keyA, Version: 1}]
+	a.Node = node
+	s[scheduler.VersionKey{Job: keyA, Version: 1}] = a
+	return s
+}
+
 func TestPlace(t *testing.T) {
 	t.Parallel()
 	osLinux := job.Constraint{Attribute: "os", Operator: job.OpEqual, Value: "linux"}
@@ -59,6 +68,33 @@ func TestPlace(t *testing.T) {
 			name: "no nodes",
 			snap: scheduler.Snapshot{Pending: []task.Task{pending("t1", keyA, 100)}, Specs: specs()},
 			want: scheduler.Plan{Unplaced: map[string]string{"t1": "no ready node"}},
+		},
+		{
+			name: "a pinned task goes to its node even with less free cpu",
+			snap: scheduler.Snapshot{
+				Pending: []task.Task{pending("t1", keyA, 100)},
+				Nodes:   []scheduler.NodeCapacity{capacity("big", 4000, nil), capacity("mine", 500, nil)},
+				Specs:   pinned("mine"),
+			},
+			want: scheduler.Plan{Placements: []scheduler.Placement{{TaskID: "t1", Node: "mine"}}},
+		},
+		{
+			name: "a task pinned to a node that is not ready waits and says so",
+			snap: scheduler.Snapshot{
+				Pending: []task.Task{pending("t1", keyA, 100)},
+				Nodes:   []scheduler.NodeCapacity{capacity("big", 4000, nil)},
+				Specs:   pinned("gone"),
+			},
+			want: scheduler.Plan{Unplaced: map[string]string{"t1": "pinned to node gone, which is not ready"}},
+		},
+		{
+			name: "a pinned task waits for room on its node, not elsewhere",
+			snap: scheduler.Snapshot{
+				Pending: []task.Task{pending("t1", keyA, 1000)},
+				Nodes:   []scheduler.NodeCapacity{capacity("big", 4000, nil), capacity("mine", 500, nil)},
+				Specs:   pinned("mine"),
+			},
+			want: scheduler.Plan{Unplaced: map[string]string{"t1": "not enough free resources (cpu 1000, memory 67108864) on mine"}},
 		},
 		{
 			name: "nothing pending",
