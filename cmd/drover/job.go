@@ -164,36 +164,14 @@ func followJob(cmd *cobra.Command, c *client.Client, key string) (api.Job, error
 }
 
 func newJobListCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List jobs",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := f.json()
-			if err != nil {
-				return err
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			jobs, err := c.ListJobs(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), jobs)
-			}
-			t := newTable(cmd.OutOrStdout(), "JOB", "VERSION", "TYPE", "STATE", "INSTANCES", "UPDATED")
+	return listCmd("list", "List jobs", (*client.Client).ListJobs,
+		func(w io.Writer, jobs []api.Job) error {
+			t := newTable(w, "JOB", "VERSION", "TYPE", "STATE", "INSTANCES", "UPDATED")
 			for _, j := range jobs {
 				t.row(j.Key, strconv.Itoa(j.Version), j.Type, j.State, countsText(j), ago(j.UpdatedAt))
 			}
 			return t.flush()
-		},
-	}
-	f.register(cmd, true)
-	return cmd
+		})
 }
 
 func countsText(j api.Job) string {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/client"
 	"github.com/spf13/cobra"
 )
 
@@ -16,28 +19,9 @@ func newNodeCmd() *cobra.Command {
 }
 
 func newNodeListCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List nodes with their state, load and attributes",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := f.json()
-			if err != nil {
-				return err
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			nodes, err := c.ListNodes(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), nodes)
-			}
-			t := newTable(cmd.OutOrStdout(), "NODE", "STATE", "TASKS", "CPU", "MEMORY", "LAST SEEN", "ATTRIBUTES")
+	return listCmd("list", "List nodes with their state, load and attributes", (*client.Client).ListNodes,
+		func(w io.Writer, nodes []api.Node) error {
+			t := newTable(w, "NODE", "STATE", "TASKS", "CPU", "MEMORY", "LAST SEEN", "ATTRIBUTES")
 			for _, n := range nodes {
 				var attrs []string
 				for k, v := range n.Attributes {
@@ -50,10 +34,7 @@ func newNodeListCmd() *cobra.Command {
 					ago(n.LastSeen), strings.Join(attrs, ","))
 			}
 			return t.flush()
-		},
-	}
-	f.register(cmd, true)
-	return cmd
+		})
 }
 
 func sizeText(n int64) string {

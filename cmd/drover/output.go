@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -156,4 +157,36 @@ func ago(t time.Time) string {
 		d = 0
 	}
 	return d.String() + " ago"
+}
+
+// listCmd builds a listing command: it fetches the items with fetch (a
+// method expression of the client, such as (*client.Client).ListJobs) and
+// prints them as JSON (-o json) or as the table render writes.
+func listCmd[T any](use, short string, fetch func(*client.Client, context.Context) ([]T, error), render func(io.Writer, []T) error) *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := f.json()
+			if err != nil {
+				return err
+			}
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			items, err := fetch(c, cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), items)
+			}
+			return render(cmd.OutOrStdout(), items)
+		},
+	}
+	f.register(cmd, true)
+	return cmd
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/client"
 )
 
 func newRoleCmd() *cobra.Command {
@@ -64,28 +66,9 @@ func newRoleCreateCmd() *cobra.Command {
 }
 
 func newRoleListCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List roles and their permissions",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := f.json()
-			if err != nil {
-				return err
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			roles, err := c.ListRoles(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), roles)
-			}
-			t := newTable(cmd.OutOrStdout(), "ROLE", "PERMISSIONS", "CREATED")
+	return listCmd("list", "List roles and their permissions", (*client.Client).ListRoles,
+		func(w io.Writer, roles []api.Role) error {
+			t := newTable(w, "ROLE", "PERMISSIONS", "CREATED")
 			for _, r := range roles {
 				created := "-"
 				if !r.CreatedAt.IsZero() {
@@ -94,10 +77,7 @@ func newRoleListCmd() *cobra.Command {
 				t.row(r.Name, strings.Join(r.Permissions, " "), created)
 			}
 			return t.flush()
-		},
-	}
-	f.register(cmd, true)
-	return cmd
+		})
 }
 
 func newRoleGrantCmd(grant bool) *cobra.Command {

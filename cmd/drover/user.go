@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/client"
 )
 
 func newUserCmd() *cobra.Command {
@@ -76,36 +78,14 @@ func rolesText(roles []string) string {
 }
 
 func newUserListCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List users and their roles",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := f.json()
-			if err != nil {
-				return err
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			users, err := c.ListUsers(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), users)
-			}
-			t := newTable(cmd.OutOrStdout(), "USER", "ROLES", "CREATED")
+	return listCmd("list", "List users and their roles", (*client.Client).ListUsers,
+		func(w io.Writer, users []api.User) error {
+			t := newTable(w, "USER", "ROLES", "CREATED")
 			for _, u := range users {
 				t.row(u.Name, orDash(strings.Join(u.Roles, ",")), u.CreatedAt.Local().Format(time.DateTime))
 			}
 			return t.flush()
-		},
-	}
-	f.register(cmd, true)
-	return cmd
+		})
 }
 
 func newUserDeleteCmd() *cobra.Command {
