@@ -66,6 +66,7 @@ the --listen host. Plain HTTP off loopback needs --insecure-http.`,
 			}
 			fmt.Fprintf(out, "drover dev: admin token in %s (the CLI finds it through %s)\n",
 				filepath.Join(opts.data, "admin.token"), clustersPath())
+			fmt.Fprintf(out, "drover dev: web page login: user admin, password in %s\n", filepath.Join(opts.data, "admin.password"))
 			agentOpts.logLevel = opts.logLevel
 			agentOpts.ca = rs.caFile
 			agents, err := startLocalAgents(opts.data, rs.url, nodes, agentOpts)
@@ -133,9 +134,16 @@ type localAgentOpts struct {
 // CLI's cluster list for this address (so the CLI needs no flag), and the
 // agents' token.
 func devCredentials(ctx context.Context, rs *runningServer, data string, ao *localAgentOpts, remember bool) (secret.String, error) {
-	_, agentTok, err := serverCredentials(ctx, rs.srv, data)
+	pw, agentTok, err := serverCredentials(ctx, rs.srv, data)
 	if err != nil {
 		return secret.String{}, err
+	}
+	if !pw.IsZero() {
+		// The web page needs a password; a development cluster keeps the
+		// first admin's beside its token, readable by its owner only.
+		if err := writeTokenFile(filepath.Join(data, "admin.password"), pw); err != nil {
+			return secret.String{}, err
+		}
 	}
 	ao.token = agentTok
 	admin, err := adminToken(ctx, rs.srv, data)
