@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -130,7 +129,6 @@ restart: {delay: 10ms}
 	_, err = b.client.KillJob(context.Background(), "t/dev/web", nil)
 	require.NoError(t, err)
 	require.Equal(t, "KILLED", waitEnd(t, b.client, "t/dev/web").State)
-	_ = strconv.Itoa
 }
 
 // waitLog waits, change by change, until the task's stdout holds want.

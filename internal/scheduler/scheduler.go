@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"strings"
@@ -289,7 +288,6 @@ func (e *ForbiddenError) Error() string { return e.Msg }
 
 func joinReasons(rs []string) string { return strings.Join(rs, "; ") }
 
-var _ = fmt.Sprintf
 
 // avoidNode records that a task should not go back to a node unless no
 // other can take it. The preference lives in memory only: after a restart
