@@ -70,3 +70,19 @@ type WhoAmI struct {
 	TokenID     string   `json:"token_id,omitempty"`
 	Permissions []string `json:"permissions"`
 }
+
+// Param is a role's parameter as the API shows it. Value is "<redacted>"
+// for a secret one, unless it was asked for with ?reveal=true.
+type Param struct {
+	Role      string    `json:"role"`
+	Name      string    `json:"name"`
+	Value     string    `json:"value"`
+	Secret    bool      `json:"secret"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ParamRequest sets a parameter (PUT /v1/params/{role}/{name}).
+type ParamRequest struct {
+	Value  string `json:"value"`
+	Secret bool   `json:"secret,omitempty"`
+}

@@ -99,6 +99,8 @@ const (
 	VerbWrite  = "write"
 	VerbGrant  = "grant"
 	VerbSync   = "sync"
+	// VerbReveal reads a secret parameter's value.
+	VerbReveal = "reveal"
 
 	ResourceJob   = "job"
 	ResourceNode  = "node"
@@ -108,11 +110,12 @@ const (
 	ResourceAudit = "audit"
 	ResourceAgent = "agent"
 	ResourceVars  = "vars"
+	ResourceParam = "param"
 )
 
 var (
-	verbs     = []string{VerbRead, VerbSubmit, VerbKill, VerbDrain, VerbWrite, VerbGrant, VerbSync}
-	resources = []string{ResourceJob, ResourceNode, ResourceUser, ResourceRole, ResourceToken, ResourceAudit, ResourceAgent, ResourceVars}
+	verbs     = []string{VerbRead, VerbSubmit, VerbKill, VerbDrain, VerbWrite, VerbGrant, VerbSync, VerbReveal}
+	resources = []string{ResourceJob, ResourceNode, ResourceUser, ResourceRole, ResourceToken, ResourceAudit, ResourceAgent, ResourceVars, ResourceParam}
 )
 
 // Kind is what sort of principal acts.

@@ -66,11 +66,11 @@ func TestPermissionString(t *testing.T) {
 
 func TestPermissionValidate(t *testing.T) {
 	t.Parallel()
-	for _, s := range []string{"admin", "job:submit:x", "job:*:x", "*:read:*", "node:drain:n1", "token:write:*", "audit:read:*", "vars:read:*", "agent:sync:*"} {
+	for _, s := range []string{"admin", "job:submit:x", "job:*:x", "*:read:*", "node:drain:n1", "token:write:*", "audit:read:*", "vars:read:*", "agent:sync:*", "param:write:x", "param:reveal:x"} {
 		require.NoError(t, perm(t, s).Validate(), s)
 	}
 	// Misordered (verb first) or misspelt: refused, not silently useless.
-	for _, s := range []string{"read:job:*", "submit:job:a", "jobs:read:*", "job:reed:*", "param:write:x"} {
+	for _, s := range []string{"read:job:*", "submit:job:a", "jobs:read:*", "job:reed:*", "params:write:x", "param:show:x"} {
 		require.Error(t, perm(t, s).Validate(), s)
 	}
 }

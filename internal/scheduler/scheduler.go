@@ -288,7 +288,6 @@ func (e *ForbiddenError) Error() string { return e.Msg }
 
 func joinReasons(rs []string) string { return strings.Join(rs, "; ") }
 
-
 // avoidNode records that a task should not go back to a node unless no
 // other can take it. The preference lives in memory only: after a restart
 // a rescheduled task may land anywhere.

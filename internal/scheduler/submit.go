@@ -8,6 +8,7 @@ import (
 
 	"github.com/drover-dev/drover/internal/event"
 	"github.com/drover-dev/drover/internal/job"
+	"github.com/drover-dev/drover/internal/param"
 	"github.com/drover-dev/drover/internal/store"
 	"github.com/drover-dev/drover/internal/task"
 )
@@ -27,13 +28,21 @@ type SubmitResult struct {
 // runs answers the existing version if the spec is the same and a
 // [ConflictError] if it differs. When Submit returns nil, the job is
 // committed: it survives a crash.
-func (s *Scheduler) Submit(ctx context.Context, spec job.Spec, idempotencyKey string) (SubmitResult, error) {
-	if err := spec.Validate(); err != nil {
+//
+// References to the role's parameters ({{ .Params.NAME }}) are resolved
+// in the same transaction (see [param.Render]): the stored version is the
+// resolved spec, with secret values left as markers.
+func (s *Scheduler) Submit(ctx context.Context, raw job.Spec, idempotencyKey string) (SubmitResult, error) {
+	if err := raw.Validate(); err != nil {
 		return SubmitResult{}, err
 	}
 	var res SubmitResult
 	err := s.store.Update(ctx, func(tx store.Tx) error {
 		res = SubmitResult{}
+		spec, err := s.resolve(ctx, tx, raw)
+		if err != nil {
+			return err
+		}
 		if idempotencyKey != "" {
 			v, err := tx.FindIdempotencyKey(ctx, idempotencyKey)
 			switch {
@@ -52,7 +61,8 @@ func (s *Scheduler) Submit(ctx context.Context, spec job.Spec, idempotencyKey st
 		now := s.clock.Now()
 		version := 1
 		created := now
-		cur, err := tx.GetJob(ctx, spec.Key)
+		var cur job.Job
+		cur, err = tx.GetJob(ctx, spec.Key)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
@@ -98,13 +108,34 @@ func (s *Scheduler) Submit(ctx context.Context, spec job.Spec, idempotencyKey st
 		return tx.InsertEvents(ctx, events...)
 	})
 	if err != nil {
-		return SubmitResult{}, fmt.Errorf("submit %s: %w", spec.Key, err)
+		return SubmitResult{}, fmt.Errorf("submit %s: %w", raw.Key, err)
 	}
 	if res.Created {
 		s.broadcast()
 		s.Wake()
 	}
 	return res, nil
+}
+
+// resolve renders a spec's parameter references against its role's
+// parameters; a spec without any is returned as it is.
+func (s *Scheduler) resolve(ctx context.Context, tx store.Tx, spec job.Spec) (job.Spec, error) {
+	byName := map[string]param.Param{}
+	if param.Uses(spec) {
+		ps, err := tx.ListParams(ctx, spec.Key.Role)
+		if err != nil {
+			return job.Spec{}, err
+		}
+		for _, p := range ps {
+			byName[p.Name] = p
+		}
+	}
+	out, err := param.Render(spec, byName)
+	if err != nil {
+		return job.Spec{}, err
+	}
+	// A value may have emptied the program name or brought a NUL.
+	return out, out.Validate()
 }
 
 // existing answers a repeated submission with the first one's result: the

@@ -183,12 +183,18 @@ func TestS8InjectionPayloadsArriveVerbatim(t *testing.T) {
 		"| touch " + pwn,
 		`'"\`,
 		"${IFS}touch${IFS}" + pwn,
-		"{{.Env}}",
 	}
 	env := map[string]string{"SEMI": "; touch " + pwn, "SUB": "$(touch " + pwn + ")", "TICK": "`id`", "NL": "a\nb", "OPT": "--upload-pack=x"}
 	n := 1
 	spec := api.JobSpec{Job: "team-a/prod/inject", Instances: &n, Task: api.TaskSpec{Command: argv, Env: env,
 		Resources: &api.ResourcesSpec{Memory: "64MiB"}}}
+	// Template text in a command is a parameter reference (docs/jobs.md,
+	// "Parameters"): one that is not .Params.NAME is refused, never
+	// expanded; parameter values themselves are never templated
+	// (TestParamsInJobs).
+	withTemplate := spec
+	withTemplate.Task.Command = append(slices.Clone(argv), "{{.Env}}")
+	w.must(t, w.tok[whoTeamA], "POST", "/v1/jobs", toJSON(t, withTemplate), http.StatusBadRequest)
 	var sub api.SubmitResponse
 	require.NoError(t, json.Unmarshal(w.must(t, w.tok[whoTeamA], "POST", "/v1/jobs", toJSON(t, spec), http.StatusCreated), &sub))
 
@@ -535,6 +541,7 @@ func TestS15OversizeBodies(t *testing.T) {
 	const huge = 100 << 20
 	limits := map[string]int64{
 		"POST /v1/jobs": server.MaxJobBody, "POST /v1/agent/sync": server.MaxSyncBody, "POST /v1/agent/logs": server.MaxLogChunkBody,
+		"PUT /v1/params/{role}/{name}": server.MaxParamBody,
 	}
 	for _, pattern := range w.srv.Routes() {
 		if strings.HasPrefix(pattern, "GET ") {

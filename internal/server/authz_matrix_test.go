@@ -685,6 +685,82 @@ var matrix = map[string][]matrixCase{
 	}},
 }
 
+// paramSecret is team A's secret parameter's value: no answer but an
+// explicit reveal may hold it.
+const paramSecret = "s3cret-of-team-a"
+
+// withParams gives alice and bob read and write (not reveal) on their
+// team's parameters, and each team a parameter "host"; team A also a
+// secret "pw".
+func withParams(t *testing.T, w *world) {
+	t.Helper()
+	for user, team := range map[string]string{"alice": "team-a", "bob": "team-b"} {
+		role := team + "-params"
+		w.must(t, w.tok[whoAdmin], "POST", "/v1/roles", toJSON(t, api.Role{Name: role, Permissions: []string{
+			"param:read:" + team, "param:write:" + team,
+		}}), http.StatusCreated)
+		w.must(t, w.tok[whoAdmin], "POST", "/v1/roles/"+role+"/grant", toJSON(t, api.GrantRequest{User: user}), http.StatusOK)
+		w.must(t, w.tok[whoAdmin], "PUT", "/v1/params/"+team+"/host", `{"value": "db.`+team+`"}`, http.StatusOK)
+	}
+	w.must(t, w.tok[whoAdmin], "PUT", "/v1/params/team-a/pw", `{"value": "`+paramSecret+`", "secret": true}`, http.StatusOK)
+}
+
+// hasParam reports whether a parameter exists.
+func (w *world) hasParam(t testing.TB, role, name string) bool {
+	t.Helper()
+	err := w.store.View(t.Context(), func(rd store.Reader) error {
+		_, err := rd.GetParam(t.Context(), role, name)
+		return err
+	})
+	if err != nil {
+		require.ErrorIs(t, err, store.ErrNotFound)
+		return false
+	}
+	return true
+}
+
+func noSecret(t *testing.T, _ *world, _ principal, body []byte) {
+	t.Helper()
+	require.NotContains(t, string(body), paramSecret)
+}
+
+func init() {
+	matrix["GET /v1/params/{role}"] = []matrixCase{
+		{name: "team A's", method: "GET", path: "/v1/params/team-a", prepare: withParams, want: guarded(is2xx, is2xx, 404, 404, 403),
+			check: func(t *testing.T, w *world, p principal, body []byte) {
+				noSecret(t, w, p, body)
+				var ps []api.Param
+				require.NoError(t, json.Unmarshal(body, &ps))
+				require.Len(t, ps, 2)
+				require.Equal(t, api.Param{Role: "team-a", Name: "host", Value: "db.team-a", UpdatedAt: ps[0].UpdatedAt}, ps[0])
+				require.Equal(t, "<redacted>", ps[1].Value)
+			}},
+		{name: "team B's", method: "GET", path: "/v1/params/team-b", prepare: withParams, want: guarded(is2xx, 404, is2xx, 404, 403)},
+	}
+	matrix["GET /v1/params/{role}/{name}"] = []matrixCase{
+		{name: "team A's", method: "GET", path: "/v1/params/team-a/host", prepare: withParams, want: guarded(is2xx, is2xx, 404, 404, 403)},
+		{name: "team A's secret", method: "GET", path: "/v1/params/team-a/pw", prepare: withParams, want: guarded(is2xx, is2xx, 404, 404, 403), check: noSecret},
+		{name: "team A's secret revealed", method: "GET", path: "/v1/params/team-a/pw?reveal=true", prepare: withParams,
+			// Reading is not revealing: that takes param:reveal:team-a.
+			want:  guarded(is2xx, 403, 404, 404, 403),
+			check: func(t *testing.T, _ *world, _ principal, body []byte) { require.Contains(t, string(body), paramSecret) }},
+		{name: "team B's", method: "GET", path: "/v1/params/team-b/host", prepare: withParams, want: guarded(is2xx, 404, is2xx, 404, 403)},
+		{name: "missing", method: "GET", path: "/v1/params/team-b/nope", prepare: withParams, want: guarded(404, 404, 404, 404, 403)},
+	}
+	matrix["PUT /v1/params/{role}/{name}"] = []matrixCase{{
+		name: "team B's", method: "PUT", path: "/v1/params/team-b/new", body: `{"value": "v"}`, prepare: withParams,
+		want:      guarded(is2xx, 404, is2xx, 404, 403),
+		unchanged: func(t *testing.T, w *world) { require.False(t, w.hasParam(t, "team-b", "new")) },
+		changed:   func(t *testing.T, w *world, _ principal) { require.True(t, w.hasParam(t, "team-b", "new")) },
+	}}
+	matrix["DELETE /v1/params/{role}/{name}"] = []matrixCase{{
+		name: "team A's secret", method: "DELETE", path: "/v1/params/team-a/pw", prepare: withParams,
+		want:      guarded(is2xx, is2xx, 404, 404, 403),
+		unchanged: func(t *testing.T, w *world) { require.True(t, w.hasParam(t, "team-a", "pw")) },
+		changed:   func(t *testing.T, w *world, _ principal) { require.False(t, w.hasParam(t, "team-a", "pw")) },
+	}}
+}
+
 func checkJobsPage(t *testing.T, _ *world, p principal, body []byte) {
 	t.Helper()
 	for _, key := range []string{jobA, jobB} {

@@ -523,6 +523,9 @@ func (s *Server) agentSync(w http.ResponseWriter, r *http.Request) (int, any, er
 			}
 		}
 	}
+	if orders, err = s.revealSecrets(r.Context(), orders); err != nil {
+		return 0, nil, err
+	}
 	resp := toAPIOrders(orders)
 	resp.Interval = api.Duration(DefaultSyncInterval)
 	return http.StatusOK, resp, nil

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/drover-dev/drover/internal/auth"
+	"github.com/drover-dev/drover/internal/param"
 	"github.com/drover-dev/drover/internal/scheduler"
 	"github.com/drover-dev/drover/internal/store"
 )
@@ -26,7 +27,10 @@ const (
 	MaxJobBody      = 1 << 20  // bytes of a job document
 	MaxSyncBody     = 4 << 20  // bytes of an agent sync
 	MaxLogChunkBody = 12 << 20 // bytes of a log upload (base64 of 8 MiB)
-	MaxSyncWait     = 60 * time.Second
+	// MaxParamBody is the bytes of a parameter's PUT: room for a value
+	// of param.MaxValue bytes, escaped.
+	MaxParamBody = 4 * param.MaxValue
+	MaxSyncWait  = 60 * time.Second
 	// DefaultSyncInterval is how soon an idle agent syncs again.
 	DefaultSyncInterval = 5 * time.Second
 )
@@ -136,6 +140,7 @@ func (s *Server) routes() {
 	s.handle("GET /ui/jobs/{role}/{env}/{name}", mayJob(auth.VerbRead), s.wrap(s.pageJob))
 	s.handle("GET /ui/tasks/{id}", signedIn, s.wrap(s.pageTask))
 	s.authRoutes()
+	s.paramRoutes()
 	s.sessionRoutes()
 	// Unknown routes answer 404 to anyone signed in, 401 to anonymous
 	// callers: they learn nothing of what exists.

@@ -13,6 +13,7 @@ import (
 	"github.com/drover-dev/drover/internal/event"
 	"github.com/drover-dev/drover/internal/job"
 	"github.com/drover-dev/drover/internal/node"
+	"github.com/drover-dev/drover/internal/param"
 	"github.com/drover-dev/drover/internal/task"
 )
 
@@ -41,6 +42,7 @@ type Reader interface {
 	NodeReader
 	EventReader
 	AuthReader
+	ParamReader
 }
 
 // Tx reads and writes inside one transaction.
@@ -51,6 +53,7 @@ type Tx interface {
 	NodeWriter
 	EventWriter
 	AuthWriter
+	ParamWriter
 }
 
 // AuthReader reads users, roles, tokens and web sessions.
@@ -78,6 +81,22 @@ type AuthWriter interface {
 	// DeleteExpiredSessions removes sessions expired at now, returning
 	// how many.
 	DeleteExpiredSessions(ctx context.Context, now time.Time) (int, error)
+}
+
+// ParamReader reads roles' parameters.
+type ParamReader interface {
+	GetParam(ctx context.Context, role, name string) (param.Param, error)
+	// ListParams lists a role's parameters by name; none (and no error)
+	// for a role without any.
+	ListParams(ctx context.Context, role string) ([]param.Param, error)
+}
+
+// ParamWriter writes roles' parameters.
+type ParamWriter interface {
+	// PutParam inserts or replaces a parameter.
+	PutParam(ctx context.Context, p param.Param) error
+	// DeleteParam removes a parameter; ErrNotFound if there is none.
+	DeleteParam(ctx context.Context, role, name string) error
 }
 
 // JobReader reads jobs and their versions.

@@ -43,6 +43,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Event", eventCases()},
 		{"Tx", txCases()},
 		{"Auth", authCases()},
+		{"Param", paramCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
