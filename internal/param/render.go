@@ -30,7 +30,39 @@ func isTemplate(v string) bool { return strings.Contains(v, "{{") }
 // an empty string; so is a template that does not parse. A marker written
 // into the spec by hand is refused: markers come only from Render.
 func Render(s job.Spec, ps map[string]Param) (job.Spec, error) {
+	return render(s, ps, nil)
+}
+
+// RenderInputs is [Render] for a spec made from a template: in the same
+// pass it also resolves {{ .Inputs.NAME }} against inputs, the value of
+// each input the template declares. A reference to an input not in inputs
+// is an error naming the field and the input. An input's value is taken
+// as it is: the output of a reference is never read as a reference again.
+func RenderInputs(s job.Spec, ps map[string]Param, inputs map[string]string) (job.Spec, error) {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(inputs)) {
+		if strings.Contains(inputs[name], markerOpen) {
+			errs = append(errs, job.Fieldf("inputs."+name, "must not contain %q: refer to a secret parameter as {{ .Params.NAME }}", markerOpen))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return job.Spec{}, err
+	}
+	if inputs == nil {
+		inputs = map[string]string{}
+	}
+	return render(s, ps, inputs)
+}
+
+// inputValues is what a template sees as .Inputs; its own type tells the
+// strict index which kind of name is missing.
+type inputValues map[string]string
+
+func render(s job.Spec, ps map[string]Param, inputs map[string]string) (job.Spec, error) {
 	data := map[string]any{"Params": values(ps)}
+	if inputs != nil {
+		data["Inputs"] = inputValues(inputs)
+	}
 	var errs []error
 	render := func(field, v string) string {
 		if strings.Contains(v, markerOpen) {
@@ -83,12 +115,20 @@ var missingKey = regexp.MustCompile(`map has no entry for key "([^"]*)"`)
 func execute(field, text string, data map[string]any, role string) (string, error) {
 	// index is replaced by a strict one: the built-in answers "" for a
 	// missing key, and a missing parameter must never be an empty string.
-	strict := template.FuncMap{"index": func(m map[string]string, key string) (string, error) {
-		v, ok := m[key]
-		if !ok {
+	strict := template.FuncMap{"index": func(m any, key string) (string, error) {
+		switch m := m.(type) {
+		case map[string]string:
+			if v, ok := m[key]; ok {
+				return v, nil
+			}
 			return "", &missingError{name: key}
+		case inputValues:
+			if v, ok := m[key]; ok {
+				return v, nil
+			}
+			return "", &missingError{name: key, isInput: true}
 		}
-		return v, nil
+		return "", fmt.Errorf("index of %T: only .Params and .Inputs can be indexed", m)
 	}}
 	t, err := template.New(field).Option("missingkey=error").Funcs(strict).Parse(text)
 	if err != nil {
@@ -98,23 +138,43 @@ func execute(field, text string, data map[string]any, role string) (string, erro
 	if err := t.Execute(&b, data); err != nil {
 		msg := err.Error()
 		var me *missingError
-		if errors.As(err, &me) {
+		switch {
+		case errors.As(err, &me) && me.isInput:
+			return "", job.Fieldf(field, "input %q is not declared by the template", me.name)
+		case errors.As(err, &me):
 			return "", job.Fieldf(field, "parameter %q is not set for role %s", me.name, role)
 		}
 		if m := missingKey.FindStringSubmatch(msg); m != nil {
-			if strings.Contains(msg, "<.Params.") {
+			switch {
+			case m[1] == "Inputs" && !strings.Contains(msg, "<.Params."): // data holds no .Inputs: not a template's job
+				return "", job.Fieldf(field, "refers to .Inputs: only a template's job can; here only .Params.NAME is known")
+			case strings.Contains(msg, "<.Params."):
 				return "", job.Fieldf(field, "parameter %q is not set for role %s", m[1], role)
+			case strings.Contains(msg, "<.Inputs."):
+				return "", job.Fieldf(field, "input %q is not declared by the template", m[1])
 			}
-			return "", job.Fieldf(field, "refers to .%s: only .Params.NAME is known", m[1])
+			known := ".Params.NAME is"
+			if _, ok := data["Inputs"]; ok {
+				known = ".Params.NAME and .Inputs.NAME are"
+			}
+			return "", job.Fieldf(field, "refers to .%s: only %s known", m[1], known)
 		}
 		return "", job.Fieldf(field, "bad parameter reference: %s", strings.TrimPrefix(msg, "template: "))
 	}
 	return b.String(), nil
 }
 
-type missingError struct{ name string }
+type missingError struct {
+	name    string
+	isInput bool
+}
 
-func (e *missingError) Error() string { return fmt.Sprintf("parameter %q is not set", e.name) }
+func (e *missingError) Error() string {
+	if e.isInput {
+		return fmt.Sprintf("input %q is not declared", e.name)
+	}
+	return fmt.Sprintf("parameter %q is not set", e.name)
+}
 
 // Reveal puts the values of the secret parameters back in place of their
 // markers, in the task an agent is about to run. lookup returns a

@@ -33,13 +33,30 @@ type SubmitResult struct {
 // in the same transaction (see [param.Render]): the stored version is the
 // resolved spec, with secret values left as markers.
 func (s *Scheduler) Submit(ctx context.Context, raw job.Spec, idempotencyKey string) (SubmitResult, error) {
+	return s.submit(ctx, raw, nil, idempotencyKey)
+}
+
+// Launch submits the job of a template, like [Scheduler.Submit]: its
+// references to the template's inputs ({{ .Inputs.NAME }}) are resolved
+// against inputs, the value of each input the template declares, in the
+// same pass as those to parameters (see [param.RenderInputs]). The
+// stored version is the resolved spec.
+func (s *Scheduler) Launch(ctx context.Context, raw job.Spec, inputs map[string]string) (SubmitResult, error) {
+	if inputs == nil {
+		inputs = map[string]string{}
+	}
+	return s.submit(ctx, raw, inputs, "")
+}
+
+// submit is Submit, and Launch when inputs is not nil.
+func (s *Scheduler) submit(ctx context.Context, raw job.Spec, inputs map[string]string, idempotencyKey string) (SubmitResult, error) {
 	if err := raw.Validate(); err != nil {
 		return SubmitResult{}, err
 	}
 	var res SubmitResult
 	err := s.store.Update(ctx, func(tx store.Tx) error {
 		res = SubmitResult{}
-		spec, err := s.resolve(ctx, tx, raw)
+		spec, err := s.resolve(ctx, tx, raw, inputs)
 		if err != nil {
 			return err
 		}
@@ -118,8 +135,9 @@ func (s *Scheduler) Submit(ctx context.Context, raw job.Spec, idempotencyKey str
 }
 
 // resolve renders a spec's parameter references against its role's
-// parameters; a spec without any is returned as it is.
-func (s *Scheduler) resolve(ctx context.Context, tx store.Tx, spec job.Spec) (job.Spec, error) {
+// parameters, and its input references against inputs when they are not
+// nil; a spec without any is returned as it is.
+func (s *Scheduler) resolve(ctx context.Context, tx store.Tx, spec job.Spec, inputs map[string]string) (job.Spec, error) {
 	byName := map[string]param.Param{}
 	if param.Uses(spec) {
 		ps, err := tx.ListParams(ctx, spec.Key.Role)
@@ -130,7 +148,13 @@ func (s *Scheduler) resolve(ctx context.Context, tx store.Tx, spec job.Spec) (jo
 			byName[p.Name] = p
 		}
 	}
-	out, err := param.Render(spec, byName)
+	render := param.Render
+	if inputs != nil {
+		render = func(s job.Spec, ps map[string]param.Param) (job.Spec, error) {
+			return param.RenderInputs(s, ps, inputs)
+		}
+	}
+	out, err := render(spec, byName)
 	if err != nil {
 		return job.Spec{}, err
 	}

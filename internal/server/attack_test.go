@@ -541,7 +541,8 @@ func TestS15OversizeBodies(t *testing.T) {
 	const huge = 100 << 20
 	limits := map[string]int64{
 		"POST /v1/jobs": server.MaxJobBody, "POST /v1/agent/sync": server.MaxSyncBody, "POST /v1/agent/logs": server.MaxLogChunkBody,
-		"PUT /v1/params/{role}/{name}": server.MaxParamBody,
+		"PUT /v1/params/{role}/{name}": server.MaxParamBody, "PUT /v1/templates/{role}/{env}/{name}": server.MaxTemplateBody,
+		"POST /v1/templates/{role}/{env}/{name}/launch": server.MaxLaunchBody,
 	}
 	for _, pattern := range w.srv.Routes() {
 		if strings.HasPrefix(pattern, "GET ") {

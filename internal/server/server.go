@@ -30,7 +30,12 @@ const (
 	// MaxParamBody is the bytes of a parameter's PUT: room for a value
 	// of param.MaxValue bytes, escaped.
 	MaxParamBody = 4 * param.MaxValue
-	MaxSyncWait  = 60 * time.Second
+	// MaxTemplateBody is the bytes of a template file, a job document
+	// and its inputs.
+	MaxTemplateBody = MaxJobBody
+	// MaxLaunchBody is the bytes of a template's launch: its inputs.
+	MaxLaunchBody = 64 << 10
+	MaxSyncWait   = 60 * time.Second
 	// DefaultSyncInterval is how soon an idle agent syncs again.
 	DefaultSyncInterval = 5 * time.Second
 )
@@ -141,6 +146,7 @@ func (s *Server) routes() {
 	s.handle("GET /ui/tasks/{id}", signedIn, s.wrap(s.pageTask))
 	s.authRoutes()
 	s.paramRoutes()
+	s.templateRoutes()
 	s.sessionRoutes()
 	// Unknown routes answer 404 to anyone signed in, 401 to anonymous
 	// callers: they learn nothing of what exists.

@@ -15,6 +15,7 @@ import (
 	"github.com/drover-dev/drover/internal/node"
 	"github.com/drover-dev/drover/internal/param"
 	"github.com/drover-dev/drover/internal/task"
+	"github.com/drover-dev/drover/internal/template"
 )
 
 var (
@@ -43,6 +44,7 @@ type Reader interface {
 	EventReader
 	AuthReader
 	ParamReader
+	TemplateReader
 }
 
 // Tx reads and writes inside one transaction.
@@ -54,6 +56,7 @@ type Tx interface {
 	EventWriter
 	AuthWriter
 	ParamWriter
+	TemplateWriter
 }
 
 // AuthReader reads users, roles, tokens and web sessions.
@@ -97,6 +100,21 @@ type ParamWriter interface {
 	PutParam(ctx context.Context, p param.Param) error
 	// DeleteParam removes a parameter; ErrNotFound if there is none.
 	DeleteParam(ctx context.Context, role, name string) error
+}
+
+// TemplateReader reads job templates.
+type TemplateReader interface {
+	GetTemplate(ctx context.Context, key job.Key) (template.Template, error)
+	// ListTemplates lists every template by key.
+	ListTemplates(ctx context.Context) ([]template.Template, error)
+}
+
+// TemplateWriter writes job templates.
+type TemplateWriter interface {
+	// PutTemplate inserts or replaces a template.
+	PutTemplate(ctx context.Context, t template.Template) error
+	// DeleteTemplate removes a template; ErrNotFound if there is none.
+	DeleteTemplate(ctx context.Context, key job.Key) error
 }
 
 // JobReader reads jobs and their versions.

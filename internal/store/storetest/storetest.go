@@ -44,6 +44,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Tx", txCases()},
 		{"Auth", authCases()},
 		{"Param", paramCases()},
+		{"Template", templateCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
