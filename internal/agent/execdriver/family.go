@@ -112,10 +112,17 @@ func (f *family) adoptPipeWriters(inodes ...uint64) error {
 		if err != nil || pid == self {
 			continue
 		}
-		if holdsWriteEnd(pid, want) {
-			if p, err := readProcStat(pid); err == nil {
-				f.adopt(p)
-			}
+		if !holdsWriteEnd(pid, want) {
+			continue
+		}
+		p, err := readProcStat(pid)
+		// Our own children are never the task's leftovers (those were
+		// reparented away from us when the task's main process ended),
+		// but one that is between fork and exec holds a copy of every
+		// descriptor we have open, this pipe included, for an instant:
+		// another task being started. It must not be killed for it.
+		if err == nil && p.ppid != self {
+			f.adopt(p)
 		}
 	}
 	return nil
