@@ -164,7 +164,7 @@ func followJob(cmd *cobra.Command, c *client.Client, key string) (api.Job, error
 }
 
 func newJobListCmd() *cobra.Command {
-	return listCmd("list", "List jobs", (*client.Client).ListJobs,
+	return listCmd("list", "List jobs", cobra.NoArgs, noArgs((*client.Client).ListJobs),
 		func(w io.Writer, jobs []api.Job) error {
 			t := newTable(w, "JOB", "VERSION", "TYPE", "STATE", "INSTANCES", "UPDATED")
 			for _, j := range jobs {

@@ -19,7 +19,7 @@ func newNodeCmd() *cobra.Command {
 }
 
 func newNodeListCmd() *cobra.Command {
-	return listCmd("list", "List nodes with their state, load and attributes", (*client.Client).ListNodes,
+	return listCmd("list", "List nodes with their state, load and attributes", cobra.NoArgs, noArgs((*client.Client).ListNodes),
 		func(w io.Writer, nodes []api.Node) error {
 			t := newTable(w, "NODE", "STATE", "TASKS", "CPU", "MEMORY", "LAST SEEN", "ATTRIBUTES")
 			for _, n := range nodes {

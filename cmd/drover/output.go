@@ -159,15 +159,15 @@ func ago(t time.Time) string {
 	return d.String() + " ago"
 }
 
-// listCmd builds a listing command: it fetches the items with fetch (a
-// method expression of the client, such as (*client.Client).ListJobs) and
-// prints them as JSON (-o json) or as the table render writes.
-func listCmd[T any](use, short string, fetch func(*client.Client, context.Context) ([]T, error), render func(io.Writer, []T) error) *cobra.Command {
+// listCmd builds a listing command taking args: it fetches the items with
+// fetch and prints them as JSON (-o json) or as the table render writes.
+// The caller may add flags to the returned command before it runs.
+func listCmd[T any](use, short string, args cobra.PositionalArgs, fetch func(context.Context, *client.Client, []string) ([]T, error), render func(io.Writer, []T) error) *cobra.Command {
 	var f clientFlags
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
-		Args:  cobra.NoArgs,
+		Args:  args,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			asJSON, err := f.json()
 			if err != nil {
@@ -177,7 +177,7 @@ func listCmd[T any](use, short string, fetch func(*client.Client, context.Contex
 			if err != nil {
 				return err
 			}
-			items, err := fetch(c, cmd.Context())
+			items, err := fetch(cmd.Context(), c, args)
 			if err != nil {
 				return err
 			}
@@ -189,4 +189,9 @@ func listCmd[T any](use, short string, fetch func(*client.Client, context.Contex
 	}
 	f.register(cmd, true)
 	return cmd
+}
+
+// noArgs adapts a client method that takes only a context to listCmd.
+func noArgs[T any](list func(*client.Client, context.Context) ([]T, error)) func(context.Context, *client.Client, []string) ([]T, error) {
+	return func(ctx context.Context, c *client.Client, _ []string) ([]T, error) { return list(c, ctx) }
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/client"
 )
 
 func newParamCmd() *cobra.Command {
@@ -115,28 +117,11 @@ func newParamGetCmd() *cobra.Command {
 }
 
 func newParamListCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
-		Use:   "list ROLE",
-		Short: "List a role's parameters, secret values redacted",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := f.json()
-			if err != nil {
-				return err
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			ps, err := c.ListParams(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), ps)
-			}
-			t := newTable(cmd.OutOrStdout(), "NAME", "SECRET", "VALUE", "UPDATED")
+	cmd := listCmd("list ROLE", "List a role's parameters, secret values redacted", cobra.ExactArgs(1), func(ctx context.Context, c *client.Client, args []string) ([]api.Param, error) {
+		return c.ListParams(ctx, args[0])
+	},
+		func(w io.Writer, ps []api.Param) error {
+			t := newTable(w, "NAME", "SECRET", "VALUE", "UPDATED")
 			for _, p := range ps {
 				secret := "no"
 				if p.Secret {
@@ -145,9 +130,7 @@ func newParamListCmd() *cobra.Command {
 				t.row(p.Name, secret, p.Value, p.UpdatedAt.Local().Format(time.DateTime))
 			}
 			return t.flush()
-		},
-	}
-	f.register(cmd, true)
+		})
 	return cmd
 }
 

@@ -66,7 +66,7 @@ func newRoleCreateCmd() *cobra.Command {
 }
 
 func newRoleListCmd() *cobra.Command {
-	return listCmd("list", "List roles and their permissions", (*client.Client).ListRoles,
+	return listCmd("list", "List roles and their permissions", cobra.NoArgs, noArgs((*client.Client).ListRoles),
 		func(w io.Writer, roles []api.Role) error {
 			t := newTable(w, "ROLE", "PERMISSIONS", "CREATED")
 			for _, r := range roles {

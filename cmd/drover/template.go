@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/drover-dev/drover/internal/api"
 	"github.com/drover-dev/drover/internal/client"
 	"github.com/drover-dev/drover/internal/job"
 	"github.com/drover-dev/drover/internal/jobspec"
@@ -77,28 +78,9 @@ checked before anything is sent: every bad field is reported with its path.`,
 }
 
 func newTemplateListCmd() *cobra.Command {
-	var f clientFlags
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List the templates you may read",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := f.json()
-			if err != nil {
-				return err
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			ts, err := c.ListTemplates(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), ts)
-			}
-			t := newTable(cmd.OutOrStdout(), "TEMPLATE", "INPUTS", "UPDATED")
+	cmd := listCmd("list", "List the templates you may read", cobra.NoArgs, noArgs((*client.Client).ListTemplates),
+		func(w io.Writer, ts []api.Template) error {
+			t := newTable(w, "TEMPLATE", "INPUTS", "UPDATED")
 			for _, tp := range ts {
 				var ins []string
 				for _, in := range tp.Inputs {
@@ -112,9 +94,7 @@ func newTemplateListCmd() *cobra.Command {
 				t.row(tp.Key, strings.Join(ins, " "), tp.UpdatedAt.Local().Format(time.DateTime))
 			}
 			return t.flush()
-		},
-	}
-	f.register(cmd, true)
+		})
 	return cmd
 }
 

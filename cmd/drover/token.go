@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/client"
 )
 
 func newTokenCmd() *cobra.Command {
@@ -103,39 +106,20 @@ func tokenText(t api.Token) string {
 }
 
 func newTokenListCmd() *cobra.Command {
-	var f clientFlags
 	var all bool
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List your tokens (everyone's with --all), never their secrets",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := f.json()
-			if err != nil {
-				return err
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			toks, err := c.ListTokens(cmd.Context(), all)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), toks)
-			}
-			t := newTable(cmd.OutOrStdout(), "ID", "KIND", "OWNER", "NAME", "SCOPE", "CREATED", "EXPIRES", "STATUS")
+	cmd := listCmd("list", "List your tokens (everyone's with --all), never their secrets", cobra.NoArgs, func(ctx context.Context, c *client.Client, _ []string) ([]api.Token, error) {
+		return c.ListTokens(ctx, all)
+	},
+		func(w io.Writer, toks []api.Token) error {
+			t := newTable(w, "ID", "KIND", "OWNER", "NAME", "SCOPE", "CREATED", "EXPIRES", "STATUS")
 			now := time.Now()
 			for _, tk := range toks {
 				t.row(tk.ID, tk.Kind, orDash(tk.Owner), orDash(tk.Name), orDash(strings.Join(tk.Scope, " ")),
 					tk.CreatedAt.Local().Format(time.DateTime), timeOrDash(tk.ExpiresAt), tokenStatus(tk, now))
 			}
 			return t.flush()
-		},
-	}
-	f.register(cmd, true)
-	cmd.Flags().BoolVar(&all, "all", false, "list every user's tokens and the agent tokens (needs token:read:*)")
+		})
+	cmd.Flags().BoolVar(&all, "all", false, "list every user's tokens (needs token:read:*)")
 	return cmd
 }
 

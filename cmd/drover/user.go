@@ -78,7 +78,7 @@ func rolesText(roles []string) string {
 }
 
 func newUserListCmd() *cobra.Command {
-	return listCmd("list", "List users and their roles", (*client.Client).ListUsers,
+	return listCmd("list", "List users and their roles", cobra.NoArgs, noArgs((*client.Client).ListUsers),
 		func(w io.Writer, users []api.User) error {
 			t := newTable(w, "USER", "ROLES", "CREATED")
 			for _, u := range users {
