@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -88,7 +87,7 @@ is compared by the job KEY in it.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, file := args[0], args[1]
-			data, err := readJobFile(cmd, file)
+			data, err := readInput(cmd, file)
 			if err != nil {
 				return err
 			}
@@ -159,14 +158,6 @@ func jobVersion(ctx context.Context, c *client.Client, key string, version int) 
 		version = j.Version
 	}
 	return c.GetJobVersion(ctx, key, version)
-}
-
-// readJobFile reads a job file, or standard input for "-".
-func readJobFile(cmd *cobra.Command, name string) ([]byte, error) {
-	if name == "-" {
-		return io.ReadAll(cmd.InOrStdin())
-	}
-	return os.ReadFile(name)
 }
 
 // viaJSON replaces doc with what it reads back as after a trip through

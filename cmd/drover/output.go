@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -194,4 +195,12 @@ func listCmd[T any](use, short string, args cobra.PositionalArgs, fetch func(con
 // noArgs adapts a client method that takes only a context to listCmd.
 func noArgs[T any](list func(*client.Client, context.Context) ([]T, error)) func(context.Context, *client.Client, []string) ([]T, error) {
 	return func(ctx context.Context, c *client.Client, _ []string) ([]T, error) { return list(c, ctx) }
+}
+
+// readInput reads the file a command names, or its standard input for "-".
+func readInput(cmd *cobra.Command, name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(cmd.InOrStdin())
+	}
+	return os.ReadFile(name)
 }
