@@ -262,15 +262,15 @@ func runDemo(ctx context.Context, out io.Writer, url, caFile string, token secre
 	}
 	var index int64
 	for {
-		j, err := c.WaitJob(ctx, res.Job, index, 30*time.Second)
+		j, err := c.WaitRun(ctx, res.Job, res.Run, index, 30*time.Second)
 		if err != nil {
 			return err
 		}
 		index = j.EventIndex
-		if j.State == "RUNNING" {
+		if j.RunState == "RUNNING" || j.RunState == "WAITING" {
 			continue
 		}
-		fmt.Fprintf(out, "demo: job %s version %d %s\n", j.Key, j.Version, j.State)
+		fmt.Fprintf(out, "demo: job %s run %d (version %d) %s\n", j.Key, j.Run, j.Version, j.RunState)
 		for _, t := range j.Tasks {
 			rc, err := c.TaskLogs(ctx, t.ID, "stdout", 0, false)
 			if err != nil {

@@ -26,7 +26,8 @@ const exitJobFailed = 3
 
 func newJobCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "job", Short: "Run, list, inspect and kill jobs"}
-	cmd.AddCommand(newJobRunCmd(), newJobListCmd(), newJobStatusCmd(), newJobKillCmd(), newJobInspectCmd(), newJobDiffCmd())
+	cmd.AddCommand(newJobRunCmd(), newJobListCmd(), newJobStatusCmd(), newJobKillCmd(), newJobInspectCmd(), newJobDiffCmd(),
+		newJobHistoryCmd(), newJobRerunCmd())
 	return cmd
 }
 
@@ -39,8 +40,10 @@ func newJobRunCmd() *cobra.Command {
 		Short: "Submit the job(s) in a YAML job file",
 		Long: `Submit the job(s) in a YAML job file ('-' reads standard input). The file is
 checked before anything is sent: every bad field is reported with its path.
-With --wait, follow the job until it ends; the exit code is 0 only if every
-instance succeeded (3 if the job ended otherwise).`,
+Each submission makes a run of the job; a job with a schedule: makes none
+now and runs at its fire times instead (see 'drover cron').
+With --wait, follow the run until it ends; the exit code is 0 only if every
+instance succeeded (3 if the run ended otherwise).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := readInput(cmd, args[0])
@@ -68,7 +71,11 @@ instance succeeded (3 if the job ended otherwise).`,
 			var rnd [12]byte
 			_, _ = rand.Read(rnd[:])
 			invocation := hex.EncodeToString(rnd[:])
-			var keys []string
+			type started struct {
+				key string
+				run int
+			}
+			var runs []started
 			for i, spec := range specs {
 				doc, err := json.Marshal(jobspec.Format(spec))
 				if err != nil {
@@ -82,28 +89,26 @@ instance succeeded (3 if the job ended otherwise).`,
 				if err != nil {
 					return fmt.Errorf("submit %s: %w", spec.Key, err)
 				}
-				verb := "submitted"
-				if !res.Created {
-					verb = "already submitted"
+				printSubmitted(cmd.OutOrStdout(), res)
+				if res.Run > 0 {
+					runs = append(runs, started{res.Job, res.Run})
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "job %s version %d %s: %d tasks\n", res.Job, res.Version, verb, len(res.Tasks))
-				keys = append(keys, res.Job)
 			}
 			if !wait {
 				return nil
 			}
 			failed := 0
-			for _, k := range keys {
-				j, err := followJob(cmd, c, k)
+			for _, r := range runs {
+				j, err := followJob(cmd, c, r.key, r.run)
 				if err != nil {
 					return err
 				}
-				if j.State != "SUCCEEDED" {
+				if j.RunState != "SUCCEEDED" {
 					failed++
 				}
 			}
 			if failed > 0 {
-				return &exitError{code: exitJobFailed, msg: fmt.Sprintf("%d of %d jobs did not succeed", failed, len(keys))}
+				return &exitError{code: exitJobFailed, msg: fmt.Sprintf("%d of %d runs did not succeed", failed, len(runs))}
 			}
 			return nil
 		},
@@ -124,13 +129,27 @@ func fileError(name string, err error) error {
 	return fmt.Errorf("%s: %w", name, err)
 }
 
-// followJob prints each task's changes until the job ends, then a summary.
-func followJob(cmd *cobra.Command, c *client.Client, key string) (api.Job, error) {
+// printSubmitted says what a submission, launch, rerun or fire did.
+func printSubmitted(w io.Writer, res api.SubmitResponse) {
+	if res.Schedule != nil {
+		fmt.Fprintf(w, "job %s version %d scheduled: %s\n", res.Job, res.Version, scheduleText(*res.Schedule))
+		return
+	}
+	verb := "submitted"
+	if !res.Created {
+		verb = "already submitted"
+	}
+	fmt.Fprintf(w, "job %s run %d (version %d) %s: %d tasks\n", res.Job, res.Run, res.Version, verb, len(res.Tasks))
+}
+
+// followJob prints each task's changes until a run of a job ends, then a
+// summary.
+func followJob(cmd *cobra.Command, c *client.Client, key string, run int) (api.Job, error) {
 	out := cmd.OutOrStdout()
 	seen := map[string]string{}
 	var index int64
 	for {
-		j, err := c.WaitJob(cmd.Context(), key, index, 30*time.Second)
+		j, err := c.WaitRun(cmd.Context(), key, run, index, 30*time.Second)
 		if err != nil {
 			return api.Job{}, err
 		}
@@ -149,8 +168,8 @@ func followJob(cmd *cobra.Command, c *client.Client, key string) (api.Job, error
 			}
 			fmt.Fprintln(out, clean(line))
 		}
-		if j.State != "RUNNING" {
-			fmt.Fprintf(out, "job %s %s\n", j.Key, j.State)
+		if j.RunState != "RUNNING" && j.RunState != "WAITING" {
+			fmt.Fprintf(out, "job %s run %d %s\n", j.Key, j.Run, j.RunState)
 			return j, nil
 		}
 	}
@@ -159,9 +178,9 @@ func followJob(cmd *cobra.Command, c *client.Client, key string) (api.Job, error
 func newJobListCmd() *cobra.Command {
 	return listCmd("list", "List jobs", cobra.NoArgs, noArgs((*client.Client).ListJobs),
 		func(w io.Writer, jobs []api.Job) error {
-			t := newTable(w, "JOB", "VERSION", "TYPE", "STATE", "INSTANCES", "UPDATED")
+			t := newTable(w, "JOB", "VERSION", "RUN", "TYPE", "STATE", "INSTANCES", "UPDATED")
 			for _, j := range jobs {
-				t.row(j.Key, strconv.Itoa(j.Version), j.Type, j.State, countsText(j), ago(j.UpdatedAt))
+				t.row(j.Key, strconv.Itoa(j.Version), strconv.Itoa(j.Run), j.Type, j.State, countsText(j), ago(j.UpdatedAt))
 			}
 			return t.flush()
 		})
@@ -207,7 +226,11 @@ func newJobStatusCmd() *cobra.Command {
 				}{j, events})
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "job %s version %d: %s (%s)\n\n", clean(j.Key), j.Version, j.State, countsText(j))
+			fmt.Fprintf(out, "job %s version %d: %s", clean(j.Key), j.Version, j.State)
+			if j.Run > 0 {
+				fmt.Fprintf(out, "; run %d: %s (%s)", j.Run, j.RunState, countsText(j))
+			}
+			fmt.Fprint(out, "\n\n")
 			tasks := j.Tasks
 			sort.SliceStable(tasks, func(a, b int) bool {
 				if tasks[a].Instance != tasks[b].Instance {

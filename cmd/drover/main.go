@@ -12,6 +12,8 @@ import (
 	"runtime/pprof"
 	"strings"
 	"syscall"
+	// Schedules name IANA zones; a machine without tzdata still knows them.
+	_ "time/tzdata"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -72,7 +74,7 @@ arguments (--version, --instance, --wait) cannot.`,
 		PersistentPostRun: func(cmd *cobra.Command, args []string) { stopProfile() },
 	}
 	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd(), newJobCmd(), newTaskCmd(), newNodeCmd(), newBenchCmd())
-	root.AddCommand(newLoginCmd(), newWhoamiCmd(), newTokenCmd(), newUserCmd(), newRoleCmd(), newEventsCmd(), newParamCmd(), newTemplateCmd())
+	root.AddCommand(newLoginCmd(), newWhoamiCmd(), newTokenCmd(), newUserCmd(), newRoleCmd(), newEventsCmd(), newParamCmd(), newTemplateCmd(), newCronCmd())
 	return root
 }
 
@@ -103,6 +105,7 @@ var envFlags = map[string]bool{
 	"tls-cert": true, "tls-key": true, "insecure-http": true, "secure-cookies": true,
 	"node-grace": true, "start-timeout": true, "stop-after": true, "sync-interval": true,
 	"capability": true, "cpu": true, "memory": true, "nodes": true, "task-user": true,
+	"keep-days": true, "keep-runs": true,
 }
 
 // flagsFromEnv fills the [envFlags] the user did not set from DROVER_<NAME>.

@@ -492,6 +492,11 @@ func cmdTaskProcs(ts *testscript.TestScript, neg bool, args []string) {
 
 // waitJob long-polls a job until ok says it is done, at most waitTimeout.
 func waitJob(ts *testscript.TestScript, key, what string, ok func(api.Job) bool) api.Job {
+	return waitJobWithin(ts, key, what, waitTimeout, ok)
+}
+
+// waitJobWithin is waitJob with its own time limit.
+func waitJobWithin(ts *testscript.TestScript, key, what string, waitTimeout time.Duration, ok func(api.Job) bool) api.Job {
 	c := scriptClient(ts)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -551,8 +556,14 @@ func cmdWaitTask(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdWaitEvent(ts *testscript.TestScript, neg bool, args []string) {
+	within := waitTimeout
+	if len(args) > 0 && strings.HasPrefix(args[0], "--within=") {
+		d, err := time.ParseDuration(strings.TrimPrefix(args[0], "--within="))
+		ts.Check(err)
+		within, args = d, args[1:]
+	}
 	if neg || len(args) < 2 || len(args) > 3 {
-		ts.Fatalf("usage: waitevent KEY REASON [MESSAGE-REGEXP]")
+		ts.Fatalf("usage: waitevent [--within=D] KEY REASON [MESSAGE-REGEXP]")
 	}
 	msg := regexp.MustCompile("")
 	if len(args) == 3 {
@@ -562,7 +573,7 @@ func cmdWaitEvent(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	c := scriptClient(ts)
 	var seen []api.Event
-	waitJob(ts, args[0], "with a matching "+args[1]+" event", func(api.Job) bool {
+	waitJobWithin(ts, args[0], "with a matching "+args[1]+" event", within, func(api.Job) bool {
 		var err error
 		seen, err = c.JobEvents(context.Background(), args[0])
 		ts.Check(err)

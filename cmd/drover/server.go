@@ -81,6 +81,18 @@ type serverOpts struct {
 	nodeGrace, startTimeout time.Duration
 	secureCookies           bool
 	tls                     tlsOpts
+	keepDays, keepRuns      int
+}
+
+// retention is the runs the server keeps, as its flags say.
+func (o *serverOpts) retention() (scheduler.Retention, error) {
+	if o.keepDays < 0 {
+		return scheduler.Retention{}, fmt.Errorf("--keep-days %d: must be 0 (no age limit) or more", o.keepDays)
+	}
+	if o.keepRuns < 0 {
+		return scheduler.Retention{}, fmt.Errorf("--keep-runs %d: must be 0 (no count limit) or more", o.keepRuns)
+	}
+	return scheduler.Retention{KeepFor: time.Duration(o.keepDays) * 24 * time.Hour, KeepRuns: o.keepRuns}, nil
 }
 
 func (o *serverOpts) registerLiveness(cmd *cobra.Command) {
@@ -90,6 +102,10 @@ func (o *serverOpts) registerLiveness(cmd *cobra.Command) {
 		"how long a task may stay ASSIGNED or STARTING before it is LOST and rescheduled")
 	cmd.Flags().BoolVar(&o.secureCookies, "secure-cookies", false,
 		"mark web session cookies Secure even on plain HTTP (behind a proxy that terminates TLS)")
+	cmd.Flags().IntVar(&o.keepDays, "keep-days", int(scheduler.DefaultKeepRunsFor/(24*time.Hour)),
+		"keep ended runs, their events and logs this many days (0: no age limit); each job's newest run is always kept")
+	cmd.Flags().IntVar(&o.keepRuns, "keep-runs", scheduler.DefaultKeepRuns,
+		"keep at most this many runs of each job (0: no count limit)")
 }
 
 // runningServer is a started server; wait blocks until it has stopped.
@@ -140,8 +156,14 @@ func startServer(ctx context.Context, opts serverOpts, logger *slog.Logger) (*ru
 		db.Close()
 		return nil, err
 	}
+	retention, err := opts.retention()
+	if err != nil {
+		ln.Close()
+		db.Close()
+		return nil, err
+	}
 	srv, err := server.New(server.Config{Store: db, Scheduler: sched, DataDir: opts.data, Logger: logger, Version: version,
-		SecureCookies: opts.secureCookies})
+		SecureCookies: opts.secureCookies, Retention: retention})
 	if err != nil {
 		ln.Close()
 		db.Close()

@@ -189,22 +189,11 @@ otherwise).`,
 			if err != nil {
 				return err
 			}
-			verb := "submitted"
-			if !res.Created {
-				verb = "already submitted"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "job %s version %d %s: %d tasks\n", res.Job, res.Version, verb, len(res.Tasks))
+			printSubmitted(cmd.OutOrStdout(), res)
 			if !wait {
 				return nil
 			}
-			j, err := followJob(cmd, c, res.Job)
-			if err != nil {
-				return err
-			}
-			if j.State != "SUCCEEDED" {
-				return &exitError{code: exitJobFailed, msg: fmt.Sprintf("job %s did not succeed", res.Job)}
-			}
-			return nil
+			return waitRun(cmd, c, res)
 		},
 	}
 	f.register(cmd, false)

@@ -281,7 +281,7 @@ func TestTLSDev(t *testing.T) {
 		"--tls-cert", pki.certFile, "--tls-key", pki.keyFile)
 	m := dev.waitOutput(t, `drover dev: server and web page at (\S+) `)
 	require.Equal(t, url, m[1])
-	dev.waitOutput(t, `demo: job demo/dev/hello version 1 SUCCEEDED\n(?s:.*)drover dev: ready`)
+	dev.waitOutput(t, `demo: job demo/dev/hello run 1 \(version 1\) SUCCEEDED\n(?s:.*)drover dev: ready`)
 
 	// The CLI finds the token and the certificate in the cluster list.
 	stdout, stderr, err := runDrover(t, []string{cfg}, "", "job", "list", "--addr", url, "-o", "json")

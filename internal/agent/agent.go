@@ -400,6 +400,14 @@ func (a *Agent) start(ctx context.Context, t *runTask) {
 	env["DROVER_JOB"] = as.Job
 	env["DROVER_JOB_VERSION"] = strconv.Itoa(as.JobVersion)
 	env["DROVER_INSTANCE"] = strconv.Itoa(as.Instance)
+	if as.Run > 0 {
+		env["DROVER_RUN"] = strconv.Itoa(as.Run)
+	}
+	if as.ScheduledAt != nil {
+		// The time a scheduled run is for (a catch-up run is late), so
+		// a nightly job knows which night it processes.
+		env["DROVER_SCHEDULED_AT"] = as.ScheduledAt.UTC().Format(time.RFC3339)
+	}
 	env["DROVER_TASK_ID"] = as.TaskID
 	env["DROVER_ATTEMPT"] = strconv.Itoa(as.Attempt)
 	env["DROVER_NODE"] = a.cfg.Name

@@ -51,16 +51,20 @@ type SyncResponse struct {
 
 // Assignment tells an agent to run a task.
 type Assignment struct {
-	TaskID     string            `json:"task_id"`
-	Job        string            `json:"job"`
-	JobVersion int               `json:"job_version"`
-	Instance   int               `json:"instance"`
-	Attempt    int               `json:"attempt"`
-	Command    []string          `json:"command"`
-	Env        map[string]string `json:"env,omitempty"`
-	Timeout    Duration          `json:"timeout,omitempty"`
-	KillGrace  Duration          `json:"kill_grace"`
-	Resources  Resources         `json:"resources"`
+	TaskID     string `json:"task_id"`
+	Job        string `json:"job"`
+	JobVersion int    `json:"job_version"`
+	Run        int    `json:"run,omitempty"`
+	// ScheduledAt is the fire time the task's run was made for, if a
+	// schedule made it.
+	ScheduledAt *time.Time        `json:"scheduled_at,omitempty"`
+	Instance    int               `json:"instance"`
+	Attempt     int               `json:"attempt"`
+	Command     []string          `json:"command"`
+	Env         map[string]string `json:"env,omitempty"`
+	Timeout     Duration          `json:"timeout,omitempty"`
+	KillGrace   Duration          `json:"kill_grace"`
+	Resources   Resources         `json:"resources"`
 	// Ports to allocate, by name; the agent passes DROVER_PORT_<NAME>.
 	Ports  []string     `json:"ports,omitempty"`
 	Health *HealthCheck `json:"health,omitempty"`

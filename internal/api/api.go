@@ -47,16 +47,92 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // SubmitResponse answers POST /v1/jobs.
 type SubmitResponse struct {
-	Job     string   `json:"job"`
-	Version int      `json:"version"`
-	Created bool     `json:"created"` // false when an identical submission was already accepted
-	Tasks   []string `json:"tasks"`
+	Job     string `json:"job"`
+	Version int    `json:"version"`
+	// Run is the run the submission made (0 for a scheduled job, which
+	// runs at its fire times; see Schedule).
+	Run      int       `json:"run"`
+	Created  bool      `json:"created"` // false when an identical submission was already accepted
+	Tasks    []string  `json:"tasks"`
+	Schedule *Schedule `json:"schedule,omitempty"`
+}
+
+// Run is one run of a job as the API shows it: a submission, a schedule's
+// fire or a rerun, with its tasks' retries and reschedules.
+type Run struct {
+	Job         string     `json:"job"`
+	Run         int        `json:"run"`
+	Version     int        `json:"version"`
+	State       string     `json:"state"`
+	Trigger     string     `json:"trigger"`
+	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
+	// Of is the run a rerun repeats.
+	Of        int        `json:"of,omitempty"`
+	Instances []int      `json:"instances"`
+	CreatedAt time.Time  `json:"created_at"`
+	StartedAt *time.Time `json:"started_at,omitempty"` // first task running
+	// FinishedAt is when the run ended.
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Message    string     `json:"message,omitempty"`
+	// Attempts counts the run's tasks: one per instance plus one per
+	// retry, reschedule and restart.
+	Attempts int        `json:"attempts"`
+	Retries  []RunRetry `json:"retries,omitempty"`
+	Tasks    []Task     `json:"tasks,omitempty"`
+}
+
+// RunRetry is one new attempt of an instance in a run, and why.
+type RunRetry struct {
+	Instance int `json:"instance"`
+	Attempt  int `json:"attempt"`
+	// Kind is retry (the task FAILED), reschedule (it was LOST) or
+	// restart (a service's task ended).
+	Kind string `json:"kind"`
+	// After is the task whose end made the attempt, and Reason how it
+	// ended.
+	After  string `json:"after"`
+	Reason string `json:"reason"`
+}
+
+// RerunRequest is the body of POST /v1/jobs/{key}/rerun.
+type RerunRequest struct {
+	// Run is the run to repeat (0: the newest).
+	Run       int   `json:"run,omitempty"`
+	Instances []int `json:"instances,omitempty"`
+	// Failed reruns only the instances that did not succeed.
+	Failed bool `json:"failed,omitempty"`
+}
+
+// Schedule is a job's schedule as the API shows it.
+type Schedule struct {
+	Job          string     `json:"job"`
+	Cron         string     `json:"cron"`
+	TimeZone     string     `json:"time_zone"`
+	Overlap      string     `json:"overlap"`
+	CatchUp      string     `json:"catch_up"`
+	CatchUpLimit int        `json:"catch_up_limit"`
+	Paused       bool       `json:"paused"`
+	Template     string     `json:"template,omitempty"`
+	Next         *time.Time `json:"next,omitempty"` // in the schedule's zone
+	LastFire     *Fire      `json:"last_fire,omitempty"`
+}
+
+// Fire is the decision taken for one scheduled time.
+type Fire struct {
+	At      time.Time `json:"at"`
+	Outcome string    `json:"outcome"`
+	Run     int       `json:"run,omitempty"`
+	Message string    `json:"message,omitempty"`
 }
 
 // Job is a job as the API shows it.
 type Job struct {
-	Key       string         `json:"key"`
-	Version   int            `json:"version"`
+	Key     string `json:"key"`
+	Version int    `json:"version"`
+	// Run is the run whose tasks are shown (the newest, or ?run=N), and
+	// RunState its state; State is the job's: RUNNING while any run is.
+	Run       int            `json:"run"`
+	RunState  string         `json:"run_state,omitempty"`
 	Type      string         `json:"type"`
 	State     string         `json:"state"`
 	Instances int            `json:"instances"`
@@ -75,6 +151,7 @@ type Task struct {
 	ID            string     `json:"id"`
 	Job           string     `json:"job"`
 	JobVersion    int        `json:"job_version"`
+	Run           int        `json:"run"`
 	Instance      int        `json:"instance"`
 	Attempt       int        `json:"attempt"`
 	State         string     `json:"state"`
@@ -96,8 +173,11 @@ type Resources struct {
 
 // Node is a node as the API shows it.
 type Node struct {
-	Name       string            `json:"name"`
-	State      string            `json:"state"`
+	Name  string `json:"name"`
+	State string `json:"state"`
+	// Pool is the pool that launched the node ("" for one started by
+	// hand): its "pool" attribute.
+	Pool       string            `json:"pool"`
 	Attributes map[string]string `json:"attributes"`
 	Capacity   Resources         `json:"capacity"`
 	Allocated  Resources         `json:"allocated"`

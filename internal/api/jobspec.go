@@ -14,6 +14,20 @@ type JobSpec struct {
 	Retry       *RetrySpec       `yaml:"retry,omitempty" json:"retry,omitempty"`
 	Reschedule  *RescheduleSpec  `yaml:"reschedule,omitempty" json:"reschedule,omitempty"`
 	Restart     *RestartSpec     `yaml:"restart,omitempty" json:"restart,omitempty"`
+	Schedule    *ScheduleSpec    `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+}
+
+// ScheduleSpec makes a batch job run at cron times: cron is 5 fields or
+// @hourly, @daily, @weekly, @monthly, @yearly, or "@every DURATION";
+// time_zone is an IANA zone (default UTC); overlap is allow, forbid
+// (default) or replace; catch_up is skip (default), latest or all, with
+// catch_up_limit (default 10) bounding all.
+type ScheduleSpec struct {
+	Cron         string `yaml:"cron" json:"cron"`
+	TimeZone     string `yaml:"time_zone,omitempty" json:"time_zone,omitempty"`
+	Overlap      string `yaml:"overlap,omitempty" json:"overlap,omitempty"`
+	CatchUp      string `yaml:"catch_up,omitempty" json:"catch_up,omitempty"`
+	CatchUpLimit *int   `yaml:"catch_up_limit,omitempty" json:"catch_up_limit,omitempty"`
 }
 
 // RestartSpec is a service's policy for a task that exits.

@@ -241,18 +241,106 @@ func (c *Client) GetJob(ctx context.Context, key string) (api.Job, error) {
 	return c.WaitJob(ctx, key, 0, 0)
 }
 
-// WaitJob returns a job once it has an event newer than index, or after
-// wait passes, whichever is first.
+// WaitJob returns a job with its newest run once it has an event newer
+// than index, or after wait passes, whichever is first.
 func (c *Client) WaitJob(ctx context.Context, key string, index int64, wait time.Duration) (api.Job, error) {
+	return c.WaitRun(ctx, key, 0, index, wait)
+}
+
+// WaitRun is WaitJob showing run (0: the newest).
+func (c *Client) WaitRun(ctx context.Context, key string, run int, index int64, wait time.Duration) (api.Job, error) {
 	p, err := jobPath(key)
 	if err != nil {
 		return api.Job{}, err
 	}
+	q := url.Values{}
+	if run > 0 {
+		q.Set("run", strconv.Itoa(run))
+	}
 	if wait > 0 {
-		p += fmt.Sprintf("?index=%d&wait=%s", index, wait)
+		q.Set("index", strconv.FormatInt(index, 10))
+		q.Set("wait", wait.String())
+	}
+	if len(q) > 0 {
+		p += "?" + q.Encode()
 	}
 	var out api.Job
 	return out, c.getJSON(ctx, p, &out)
+}
+
+// ListRuns lists a job's runs, newest first, at most limit (0: the
+// server's default).
+func (c *Client) ListRuns(ctx context.Context, key string, limit int) ([]api.Run, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return nil, err
+	}
+	p += "/runs"
+	if limit > 0 {
+		p += "?limit=" + strconv.Itoa(limit)
+	}
+	var out []api.Run
+	return out, c.getJSON(ctx, p, &out)
+}
+
+// GetRun returns one run of a job with its tasks.
+func (c *Client) GetRun(ctx context.Context, key string, run int) (api.Run, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return api.Run{}, err
+	}
+	var out api.Run
+	return out, c.getJSON(ctx, fmt.Sprintf("%s/runs/%d", p, run), &out)
+}
+
+// Rerun runs an ended run of a job again as a new run.
+func (c *Client) Rerun(ctx context.Context, key string, req api.RerunRequest) (api.SubmitResponse, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return api.SubmitResponse{}, err
+	}
+	var out api.SubmitResponse
+	return out, c.postJSON(ctx, p+"/rerun", req, &out)
+}
+
+// ListSchedules lists the schedules of the jobs the caller may read.
+func (c *Client) ListSchedules(ctx context.Context) ([]api.Schedule, error) {
+	var out []api.Schedule
+	return out, c.getJSON(ctx, "/v1/schedules", &out)
+}
+
+// FireSchedule fires a job's schedule now, as its overlap policy allows.
+func (c *Client) FireSchedule(ctx context.Context, key string) (api.SubmitResponse, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return api.SubmitResponse{}, err
+	}
+	var out api.SubmitResponse
+	return out, c.postJSON(ctx, p+"/schedule/run", nil, &out)
+}
+
+// PauseSchedule pauses (or, with pause false, resumes) a job's schedule.
+func (c *Client) PauseSchedule(ctx context.Context, key string, pause bool) (api.Schedule, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return api.Schedule{}, err
+	}
+	verb := "/schedule/pause"
+	if !pause {
+		verb = "/schedule/resume"
+	}
+	var out api.Schedule
+	return out, c.postJSON(ctx, p+verb, nil, &out)
+}
+
+// DeleteSchedule removes a job's schedule.
+func (c *Client) DeleteSchedule(ctx context.Context, key string) error {
+	p, err := jobPath(key)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(ctx, http.MethodDelete, p+"/schedule", nil, nil, &map[string]string{})
+	return err
 }
 
 // KillJob asks a job's tasks (all, or those of the given instances) to stop.

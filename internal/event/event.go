@@ -21,6 +21,9 @@ type Event struct {
 	// Source where from (the client's address), for audit events.
 	Actor  string
 	Source string
+	// Run is the job's run a run-level event (submitted, fired,
+	// finished) is about; 0 for others.
+	Run int
 }
 
 // Reason says why something happened.
@@ -58,6 +61,19 @@ const (
 	NodeReturned   Reason = "node_returned"
 	NodeDrain      Reason = "node_drain"
 	NodeUndrain    Reason = "node_undrain"
+	// Schedule events: a schedule was set, paused, resumed or removed;
+	// a scheduled time fired, was skipped (overlap: forbid), missed
+	// (catch_up) or failed (a parameter is missing).
+	ScheduleSet     Reason = "schedule_set"
+	SchedulePaused  Reason = "schedule_paused"
+	ScheduleResumed Reason = "schedule_resumed"
+	ScheduleDeleted Reason = "schedule_deleted"
+	ScheduleFired   Reason = "schedule_fired"
+	ScheduleSkipped Reason = "schedule_skipped"
+	ScheduleMissed  Reason = "schedule_missed"
+	ScheduleFailed  Reason = "schedule_failed"
+	// RunsRemoved records runs removed by retention.
+	RunsRemoved Reason = "runs_removed"
 	// Audit records a mutating API call: who, what, when, from where.
 	Audit Reason = "audit"
 	// LoginFailed records a refused login.

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/drover-dev/drover/internal/cron"
 )
 
 // Key names a job as ROLE/ENV/NAME. Role is the tenant that owns the job.
@@ -100,6 +102,54 @@ type Spec struct {
 	// Restart is how a service's instance is started again when its
 	// task exits; batch jobs ignore it.
 	Restart Restart `json:"restart"`
+	// Schedule makes a batch job run at cron times instead of once now.
+	Schedule *Schedule `json:"schedule,omitempty"`
+}
+
+// Overlap says what a schedule does at a fire time while an earlier run of
+// the job is still active.
+type Overlap string
+
+const (
+	// OverlapAllow starts the new run beside the active ones.
+	OverlapAllow Overlap = "allow"
+	// OverlapForbid skips the fire time (recorded as an event).
+	OverlapForbid Overlap = "forbid"
+	// OverlapReplace kills the active runs and starts the new one once
+	// they have ended.
+	OverlapReplace Overlap = "replace"
+)
+
+// CatchUp says what a schedule does with fire times it missed (the server
+// was down, the clock jumped).
+type CatchUp string
+
+const (
+	// CatchUpSkip runs none of them; each is recorded as an event.
+	CatchUpSkip CatchUp = "skip"
+	// CatchUpLatest runs the newest of them once.
+	CatchUpLatest CatchUp = "latest"
+	// CatchUpAll runs each of them, the newest CatchUpLimit at most.
+	CatchUpAll CatchUp = "all"
+)
+
+// Schedule defaults and bounds.
+const (
+	DefaultOverlap      = OverlapForbid
+	DefaultCatchUp      = CatchUpSkip
+	DefaultCatchUpLimit = 10
+	MaxCatchUpLimit     = 1000
+)
+
+// Schedule is when a scheduled job runs: a cron expression in a time zone
+// (see package schedule for the rules), with its overlap and catch-up
+// policies.
+type Schedule struct {
+	Cron         string  `json:"cron"`
+	TimeZone     string  `json:"time_zone,omitempty"`
+	Overlap      Overlap `json:"overlap"`
+	CatchUp      CatchUp `json:"catch_up"`
+	CatchUpLimit int     `json:"catch_up_limit"`
 }
 
 // Restart is a service's policy for a task that exits (or fails its health
@@ -316,6 +366,27 @@ func (s *Spec) Validate() error {
 			bad(f, "%q is named twice", p)
 		}
 		seen[p] = true
+	}
+	if c := s.Schedule; c != nil {
+		if s.Type == Service {
+			bad("schedule", "a service runs until it is killed; only batch jobs can have a schedule")
+		}
+		if _, err := cron.Parse(c.Cron, c.TimeZone); err != nil {
+			errs = append(errs, err)
+		}
+		switch c.Overlap {
+		case OverlapAllow, OverlapForbid, OverlapReplace:
+		default:
+			bad("schedule.overlap", "must be %q, %q or %q, not %q", OverlapAllow, OverlapForbid, OverlapReplace, c.Overlap)
+		}
+		switch c.CatchUp {
+		case CatchUpSkip, CatchUpLatest, CatchUpAll:
+		default:
+			bad("schedule.catch_up", "must be %q, %q or %q, not %q", CatchUpSkip, CatchUpLatest, CatchUpAll, c.CatchUp)
+		}
+		if c.CatchUpLimit < 1 || c.CatchUpLimit > MaxCatchUpLimit {
+			bad("schedule.catch_up_limit", "must be between 1 and %d, not %d", MaxCatchUpLimit, c.CatchUpLimit)
+		}
 	}
 	if h := s.Task.Health; h != nil {
 		switch {

@@ -16,16 +16,25 @@ const (
 	Failed State = "FAILED"
 	// Killed: every instance ended, and some were KILLED on request.
 	Killed State = "KILLED"
+	// Waiting is a run's state while it waits for the runs it replaces
+	// to end (overlap: replace); it has no tasks yet.
+	Waiting State = "WAITING"
+	// Scheduled is a job's state while it has a schedule and no run yet.
+	Scheduled State = "SCHEDULED"
 )
 
-// IsTerminal reports whether s is an end state.
-func (s State) IsTerminal() bool { return s != Running }
+// IsTerminal reports whether s is an end state: nothing of the job (or
+// run) is running or waiting to run.
+func (s State) IsTerminal() bool { return s != Running && s != Waiting }
 
-// Job is the current record of a job: its key, its newest version and its
-// state.
+// Job is the current record of a job: its key, its newest version, its
+// newest run and its state: RUNNING while any run is active, else the
+// state of its newest run (SCHEDULED before the first).
 type Job struct {
-	Key       Key
-	Version   int
+	Key     Key
+	Version int
+	// Run is the number of the job's newest run (0: none yet).
+	Run       int
 	Type      Type
 	State     State
 	CreatedAt time.Time

@@ -114,6 +114,19 @@ func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
 			s.Task.Health.Failures = *h.Failures
 		}
 	}
+	if c := in.Schedule; c != nil {
+		s.Schedule = &job.Schedule{Cron: c.Cron, TimeZone: c.TimeZone, Overlap: job.Overlap(c.Overlap),
+			CatchUp: job.CatchUp(c.CatchUp), CatchUpLimit: job.DefaultCatchUpLimit}
+		if c.Overlap == "" {
+			s.Schedule.Overlap = job.DefaultOverlap
+		}
+		if c.CatchUp == "" {
+			s.Schedule.CatchUp = job.DefaultCatchUp
+		}
+		if c.CatchUpLimit != nil {
+			s.Schedule.CatchUpLimit = *c.CatchUpLimit
+		}
+	}
 	if r := in.Reschedule; r != nil {
 		if r.Attempts != nil {
 			s.Reschedule.Attempts = *r.Attempts
@@ -207,6 +220,11 @@ func Format(s job.Spec) api.JobSpec {
 			Interval: h.Interval.String(), Timeout: h.Timeout.String(), Failures: &failures}
 	}
 	out.Node = s.Node
+	if c := s.Schedule; c != nil {
+		limit := c.CatchUpLimit
+		out.Schedule = &api.ScheduleSpec{Cron: c.Cron, TimeZone: c.TimeZone, Overlap: string(c.Overlap),
+			CatchUp: string(c.CatchUp), CatchUpLimit: &limit}
+	}
 	if s.Task.Timeout != 0 { // no timeout is written as none
 		out.Task.Timeout = s.Task.Timeout.String()
 	}

@@ -20,7 +20,12 @@ import (
 // nodes, and of the ASSIGNED and STARTING tasks, which are few).
 
 func (s *Scheduler) livenessLoop(ctx context.Context) {
-	t := time.NewTicker(livenessTick)
+	s.tickLoop(ctx, livenessTick, "liveness check failed", s.CheckOnce)
+}
+
+// tickLoop calls fn every d until ctx ends, logging its failures as what.
+func (s *Scheduler) tickLoop(ctx context.Context, d time.Duration, what string, fn func(context.Context) error) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -28,8 +33,8 @@ func (s *Scheduler) livenessLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := s.CheckOnce(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			s.logLoopError(ctx, "liveness check failed", err)
+		if err := fn(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.logLoopError(ctx, what, err)
 		}
 	}
 }
@@ -94,7 +99,7 @@ func (s *Scheduler) CheckOnce(ctx context.Context) error {
 	var timedOut, nodesDown int64
 	err = s.store.Update(ctx, func(tx store.Tx) error {
 		changed, timedOut, nodesDown = false, 0, 0
-		touched := map[VersionKey]bool{}
+		touched := map[RunKey]bool{}
 		for _, name := range down {
 			n, err := tx.GetNode(ctx, name)
 			if err != nil {
@@ -123,7 +128,7 @@ func (s *Scheduler) CheckOnce(ctx context.Context) error {
 				if err := s.lose(ctx, tx, t, now, event.NodeDown, fmt.Sprintf("node %s is down: no sync for %s", name, silent)); err != nil {
 					return err
 				}
-				touched[VersionKey{t.Job, t.JobVersion}] = true
+				touched[RunKey{t.Job, t.Run}] = true
 			}
 			changed = true
 		}
@@ -140,11 +145,11 @@ func (s *Scheduler) CheckOnce(ctx context.Context) error {
 				return err
 			}
 			timedOut++
-			touched[VersionKey{t.Job, t.JobVersion}] = true
+			touched[RunKey{t.Job, t.Run}] = true
 			changed = true
 		}
-		for vk := range touched {
-			if err := s.finishJobIfDone(ctx, tx, vk.Job, vk.Version); err != nil {
+		for rk := range touched {
+			if err := s.finishRunIfDone(ctx, tx, rk.Job, rk.Run); err != nil {
 				return err
 			}
 		}

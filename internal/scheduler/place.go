@@ -33,6 +33,12 @@ type NodeCapacity struct {
 	Tasks int
 }
 
+// RunKey names one run of a job.
+type RunKey struct {
+	Job job.Key
+	Run int
+}
+
 // VersionKey names one job version.
 type VersionKey struct {
 	Job     job.Key

@@ -71,7 +71,7 @@ func TestRescheduleBudget(t *testing.T) {
 
 			require.Len(t, b.tasks(t, hello), attempts+1)
 			require.Equal(t, job.Failed, b.job(t, hello).State)
-			require.Equal(t, []string{"version 1 FAILED: 1 LOST"}, b.jobEvents(t, hello, event.JobFinished))
+			require.Equal(t, []string{"run 1 (version 1) FAILED: 1 LOST"}, b.jobEvents(t, hello, event.JobFinished))
 			resched := b.jobEvents(t, hello, event.Reschedule)
 			require.Len(t, resched, attempts+1)
 			require.Equal(t, fmt.Sprintf("no reschedule left for instance 0 (%d of %d used)", attempts, attempts), resched[attempts])

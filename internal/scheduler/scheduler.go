@@ -54,6 +54,10 @@ type Config struct {
 	StartTimeout time.Duration
 	// NewID makes task IDs; tests may fix it.
 	NewID func() string
+	// CronLateness is how late a schedule's fire time may be handled and
+	// still run; older times follow the catch_up policy. Default
+	// DefaultCronLateness.
+	CronLateness time.Duration
 }
 
 // Scheduler places and tracks tasks. Create it with [New], then Start it.
@@ -71,6 +75,7 @@ type Scheduler struct {
 	noSpaceLogged atomic.Bool
 	nodesDown     atomic.Int64 // nodes declared DOWN
 	newID         func() string
+	cronLateness  time.Duration
 
 	specMu sync.Mutex
 	specs  map[VersionKey]job.Spec // immutable once stored, so safe to cache
@@ -117,6 +122,9 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.NodeGrace < 0 || cfg.ReconnectWindow < 0 || cfg.StartTimeout < 0 {
 		return nil, errors.New("scheduler config: NodeGrace, ReconnectWindow and StartTimeout must not be negative")
 	}
+	if cfg.CronLateness <= 0 {
+		cfg.CronLateness = DefaultCronLateness
+	}
 	if cfg.NewID == nil {
 		cfg.NewID = NewTaskID
 	}
@@ -130,6 +138,7 @@ func New(cfg Config) (*Scheduler, error) {
 		upSince:      now,
 		downAfter:    now.Add(cfg.ReconnectWindow),
 		newID:        cfg.NewID,
+		cronLateness: cfg.CronLateness,
 		specs:        map[VersionKey]job.Spec{},
 		wake:         make(chan struct{}, 1),
 		nodeWake:     map[string]chan struct{}{},
@@ -155,10 +164,14 @@ func NewTaskID() string {
 func (s *Scheduler) Start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.done = make(chan struct{})
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		s.loop(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.cronLoop(ctx)
 	}()
 	go func() {
 		defer s.wg.Done()

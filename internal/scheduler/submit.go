@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/drover-dev/drover/internal/event"
 	"github.com/drover-dev/drover/internal/job"
@@ -17,17 +18,26 @@ import (
 type SubmitResult struct {
 	Key     job.Key
 	Version int
+	// Run is the run the submission made or answered (0 for a scheduled
+	// job, which runs at its fire times).
+	Run int
 	// Created is false when the submission was a repeat: the same
 	// idempotency key, or the same spec while the job still runs.
 	Created bool
 	Tasks   []string
+	// Schedule is the job's schedule entry when the spec has one, and
+	// Next its next fire time.
+	Schedule *job.CronEntry
+	Next     time.Time
 }
 
-// Submit accepts a validated spec. A new key creates version 1; a key whose
-// job has ended gets a new version that runs again; a key whose job still
-// runs answers the existing version if the spec is the same and a
-// [ConflictError] if it differs. When Submit returns nil, the job is
-// committed: it survives a crash.
+// Submit accepts a validated spec. A spec without a schedule runs now: a
+// new key, or a key whose runs have all ended, gets a new run (of the
+// newest version when the spec is the same, else of a new version); a key
+// whose job still runs answers the active run if the spec is the same and
+// a [ConflictError] if it differs. A spec with a schedule makes no run: it
+// sets the job's schedule (see [Scheduler.FireDue]). When Submit returns
+// nil, the job is committed: it survives a crash.
 //
 // References to the role's parameters ({{ .Params.NAME }}) are resolved
 // in the same transaction (see [param.Render]): the stored version is the
@@ -36,7 +46,8 @@ func (s *Scheduler) Submit(ctx context.Context, raw job.Spec, idempotencyKey str
 	return s.submit(ctx, raw, nil, idempotencyKey)
 }
 
-// Launch submits the job of a template, like [Scheduler.Submit]: its
+// Launch runs the job of a template now, like [Scheduler.Submit] (a
+// schedule in it is not set; the template's own schedule fires it): its
 // references to the template's inputs ({{ .Inputs.NAME }}) are resolved
 // against inputs, the value of each input the template declares, in the
 // same pass as those to parameters (see [param.RenderInputs]). The
@@ -54,90 +65,83 @@ func (s *Scheduler) submit(ctx context.Context, raw job.Spec, inputs map[string]
 		return SubmitResult{}, err
 	}
 	var res SubmitResult
+	created := false
 	err := s.store.Update(ctx, func(tx store.Tx) error {
-		res = SubmitResult{}
+		res, created = SubmitResult{}, false
 		spec, err := s.resolve(ctx, tx, raw, inputs)
 		if err != nil {
 			return err
 		}
+		if spec.Schedule != nil && inputs == nil {
+			created = true
+			return s.setSchedule(ctx, tx, raw, spec, "", nil, &res)
+		}
 		if idempotencyKey != "" {
-			v, err := tx.FindIdempotencyKey(ctx, idempotencyKey)
+			r, err := tx.FindRun(ctx, idempotencyKey)
 			switch {
 			case err == nil:
 				// A repeat is the same request. Answering the first
 				// result to a different job would say "accepted" of a
 				// job that was never stored.
-				if v.Key != spec.Key || !sameSpec(v.Spec, spec) {
-					return &ConflictError{Msg: fmt.Sprintf("idempotency key %q was already used to submit a different spec (job %s version %d); use a new key", idempotencyKey, v.Key, v.Version)}
+				v, err := tx.GetJobVersion(ctx, r.Job, r.Version)
+				if err != nil {
+					return err
 				}
-				return s.existing(ctx, tx, v.Key, v.Version, &res)
+				if r.Job != spec.Key || !sameSpec(v.Spec, spec) {
+					return &ConflictError{Msg: fmt.Sprintf("idempotency key %q was already used to submit a different spec (job %s run %d); use a new key", idempotencyKey, r.Job, r.Number)}
+				}
+				return s.existing(ctx, tx, r, &res)
 			case !errors.Is(err, store.ErrNotFound):
 				return err
 			}
 		}
-		now := s.clock.Now()
-		version := 1
-		created := now
-		var cur job.Job
-		cur, err = tx.GetJob(ctx, spec.Key)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
+		active, err := tx.ListRuns(ctx, store.RunFilter{Job: spec.Key, Active: true})
+		if err != nil {
 			return err
-		default:
-			created = cur.CreatedAt
-			if !cur.State.IsTerminal() {
-				old, err := tx.GetJobVersion(ctx, cur.Key, cur.Version)
-				if err != nil {
-					return err
-				}
-				if sameSpec(old.Spec, spec) {
-					return s.existing(ctx, tx, cur.Key, cur.Version, &res)
-				}
-				return &ConflictError{Msg: fmt.Sprintf("job %s is still running version %d with a different spec; kill it or wait for it to end, then submit again", spec.Key, cur.Version)}
+		}
+		if len(active) > 0 {
+			cur := active[0]
+			old, err := s.spec(ctx, tx, cur.Job, cur.Version)
+			if err != nil {
+				return err
 			}
-			version = cur.Version + 1
-		}
-		if err := tx.InsertJobVersion(ctx, job.Version{Key: spec.Key, Version: version, Spec: spec, IdempotencyKey: idempotencyKey, CreatedAt: now}); err != nil {
-			return err
-		}
-		if err := tx.PutJob(ctx, job.Job{Key: spec.Key, Version: version, Type: spec.Type, State: job.Running, CreatedAt: created, UpdatedAt: now}); err != nil {
-			return err
-		}
-		tasks := make([]task.Task, spec.Instances)
-		events := make([]event.Event, 0, spec.Instances+1)
-		events = append(events, event.Event{At: now, Job: spec.Key.String(), Reason: event.JobSubmitted,
-			Message: fmt.Sprintf("version %d, %d instances", version, spec.Instances)})
-		res = SubmitResult{Key: spec.Key, Version: version, Created: true}
-		for i := range tasks {
-			tasks[i] = task.Task{
-				ID: s.newID(), Job: spec.Key, JobVersion: version, Instance: i, Attempt: 1,
-				State: task.Pending, Priority: spec.Priority, Resources: spec.Task.Resources,
-				Reason: event.Submitted, CreatedAt: now, NotBefore: now, UpdatedAt: now,
+			if sameSpec(old, spec) {
+				return s.existing(ctx, tx, cur, &res)
 			}
-			events = append(events, event.Event{At: now, Job: spec.Key.String(), TaskID: tasks[i].ID,
-				To: string(task.Pending), Reason: event.Submitted, Message: fmt.Sprintf("instance %d attempt 1", i)})
-			res.Tasks = append(res.Tasks, tasks[i].ID)
+			return &ConflictError{Msg: fmt.Sprintf("job %s is still running run %d (version %d) with a different spec; kill it or wait for it to end, then submit again", spec.Key, cur.Number, cur.Version)}
 		}
-		if err := tx.InsertTasks(ctx, tasks...); err != nil {
+		trigger := job.BySubmit
+		if inputs != nil {
+			trigger = job.ByLaunch
+		}
+		r, err := s.newRun(ctx, tx, spec, runRequest{Trigger: trigger, IdempotencyKey: idempotencyKey})
+		if err != nil {
 			return err
 		}
-		return tx.InsertEvents(ctx, events...)
+		created = true
+		return s.existing(ctx, tx, r, &res)
 	})
 	if err != nil {
 		return SubmitResult{}, fmt.Errorf("submit %s: %w", raw.Key, err)
 	}
-	if res.Created {
-		s.broadcast()
-		s.Wake()
+	if created {
+		res.Created = true
+		s.afterRuns()
 	}
 	return res, nil
+}
+
+// afterRuns tells agents and the placement loop that runs may have
+// changed.
+func (s *Scheduler) afterRuns() {
+	s.broadcast()
+	s.Wake()
 }
 
 // resolve renders a spec's parameter references against its role's
 // parameters, and its input references against inputs when they are not
 // nil; a spec without any is returned as it is.
-func (s *Scheduler) resolve(ctx context.Context, tx store.Tx, spec job.Spec, inputs map[string]string) (job.Spec, error) {
+func (s *Scheduler) resolve(ctx context.Context, tx store.Reader, spec job.Spec, inputs map[string]string) (job.Spec, error) {
 	byName := map[string]param.Param{}
 	if param.Uses(spec) {
 		ps, err := tx.ListParams(ctx, spec.Key.Role)
@@ -162,15 +166,14 @@ func (s *Scheduler) resolve(ctx context.Context, tx store.Tx, spec job.Spec, inp
 	return out, out.Validate()
 }
 
-// existing answers a repeated submission with the first one's result: the
-// tasks that submission created (attempt 1 of each instance), not the
-// retries made since.
-func (s *Scheduler) existing(ctx context.Context, tx store.Tx, key job.Key, version int, res *SubmitResult) error {
-	ts, err := tx.ListTasks(ctx, store.TaskFilter{Job: &key, JobVersion: version})
+// existing answers a submission with a run's result: the tasks that made
+// the run (attempt 1 of each instance), not the retries made since.
+func (s *Scheduler) existing(ctx context.Context, tx store.Tx, r job.Run, res *SubmitResult) error {
+	ts, err := tx.ListTasks(ctx, store.TaskFilter{Job: &r.Job, Run: r.Number})
 	if err != nil {
 		return err
 	}
-	*res = SubmitResult{Key: key, Version: version}
+	*res = SubmitResult{Key: r.Job, Version: r.Version, Run: r.Number}
 	for _, t := range ts {
 		if t.Attempt == 1 {
 			res.Tasks = append(res.Tasks, t.ID)
@@ -185,14 +188,15 @@ func sameSpec(a, b job.Spec) bool {
 	return errA == nil && errB == nil && string(ja) == string(jb)
 }
 
-// Kill asks every unfinished task of a job (or of the given instances) to
-// stop. PENDING tasks end at once; tasks on nodes are marked and their
-// agents told. It returns the tasks asked to stop.
+// Kill asks every unfinished task of a job's active runs (or of the given
+// instances) to stop; a run still waiting for the runs it replaces ends at
+// once. PENDING tasks end at once; tasks on nodes are marked and their
+// agents told. It returns the tasks asked to stop. A schedule stays: it
+// fires again at its next time (pause it to stop that).
 func (s *Scheduler) Kill(ctx context.Context, key job.Key, instances []int) ([]string, error) {
 	var ids, nodes []string
-	var ended bool
 	err := s.store.Update(ctx, func(tx store.Tx) error {
-		ids, nodes, ended = nil, nil, false
+		ids, nodes = nil, nil
 		j, err := tx.GetJob(ctx, key)
 		if err != nil {
 			return err
@@ -208,46 +212,19 @@ func (s *Scheduler) Kill(ctx context.Context, key job.Key, instances []int) ([]s
 			}
 			want[i] = true
 		}
-		ts, err := tx.ListTasks(ctx, store.TaskFilter{Job: &key, JobVersion: j.Version, States: []task.State{task.Pending, task.Assigned, task.Starting, task.Running}})
+		runs, err := tx.ListRuns(ctx, store.RunFilter{Job: key, Active: true})
 		if err != nil {
 			return err
 		}
 		now := s.clock.Now()
-		for _, t := range ts {
-			if len(want) > 0 && !want[t.Instance] {
-				continue
-			}
-			ids = append(ids, t.ID)
-			if t.State == task.Pending {
-				t.KillRequested = true
-				ch, err := task.Move(t, task.Killed, now, event.KillRequest, "killed before it was placed")
-				if err != nil {
-					return err
-				}
-				if err := s.apply(ctx, tx, ch); err != nil {
-					return err
-				}
-				ended = true
-				continue
-			}
-			if t.KillRequested {
-				continue
-			}
-			t.KillRequested = true
-			t.UpdatedAt = now
-			if err := tx.UpdateTask(ctx, t, t.State); err != nil {
+		for _, r := range runs {
+			i, n, err := s.killRun(ctx, tx, r, want, "killed on request")
+			if err != nil {
 				return err
 			}
-			if err := tx.InsertEvents(ctx, event.Event{At: now, Job: key.String(), TaskID: t.ID, Node: t.Node,
-				Reason: event.KillRequest, Message: "kill requested while " + string(t.State)}); err != nil {
-				return err
-			}
-			nodes = append(nodes, t.Node)
+			ids, nodes = append(ids, i...), append(nodes, n...)
 		}
-		if ended {
-			return s.finishJobIfDone(ctx, tx, key, j.Version)
-		}
-		return nil
+		return s.refreshJob(ctx, tx, key, now)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kill %s: %w", key, err)
@@ -261,67 +238,68 @@ func (s *Scheduler) Kill(ctx context.Context, key job.Key, instances []int) ([]s
 	return ids, nil
 }
 
+// killRun asks the unfinished tasks of an active run (of the instances in
+// want, or all) to stop and ends the run if that ended its last task; a
+// WAITING run ends at once. It returns the tasks asked to stop and the
+// nodes to tell.
+func (s *Scheduler) killRun(ctx context.Context, tx store.Tx, r job.Run, want map[int]bool, why string) (ids, nodes []string, err error) {
+	now := s.clock.Now()
+	if r.State == job.Waiting {
+		r.State, r.FinishedAt, r.Message = job.Killed, now, why+" before it started"
+		if err := tx.PutRun(ctx, r); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, tx.InsertEvents(ctx, event.Event{At: now, Job: r.Job.String(), Run: r.Number, To: string(job.Killed),
+			Reason: event.JobFinished, Message: fmt.Sprintf("run %d (version %d) %s", r.Number, r.Version, r.Message)})
+	}
+	ts, err := tx.ListTasks(ctx, store.TaskFilter{Job: &r.Job, Run: r.Number, States: []task.State{task.Pending, task.Assigned, task.Starting, task.Running}})
+	if err != nil {
+		return nil, nil, err
+	}
+	ended := false
+	for _, t := range ts {
+		if len(want) > 0 && !want[t.Instance] {
+			continue
+		}
+		ids = append(ids, t.ID)
+		if t.State == task.Pending {
+			t.KillRequested = true
+			ch, err := task.Move(t, task.Killed, now, event.KillRequest, why+" before it was placed")
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := s.apply(ctx, tx, ch); err != nil {
+				return nil, nil, err
+			}
+			ended = true
+			continue
+		}
+		if t.KillRequested {
+			continue
+		}
+		t.KillRequested = true
+		t.UpdatedAt = now
+		if err := tx.UpdateTask(ctx, t, t.State); err != nil {
+			return nil, nil, err
+		}
+		if err := tx.InsertEvents(ctx, event.Event{At: now, Job: r.Job.String(), TaskID: t.ID, Node: t.Node,
+			Reason: event.KillRequest, Message: why + " while " + string(t.State)}); err != nil {
+			return nil, nil, err
+		}
+		nodes = append(nodes, t.Node)
+	}
+	if ended {
+		if err := s.finishRunIfDone(ctx, tx, r.Job, r.Number); err != nil {
+			return nil, nil, err
+		}
+	}
+	return ids, nodes, nil
+}
+
 // apply stores one change and its event.
 func (s *Scheduler) apply(ctx context.Context, tx store.Tx, ch task.Change) error {
 	if err := tx.UpdateTask(ctx, ch.Task, ch.Expect); err != nil {
 		return err
 	}
 	return tx.InsertEvents(ctx, ch.Event)
-}
-
-// finishJobIfDone ends a job version whose tasks have all ended. A retry is
-// created in the same transaction as the failure it follows, so "no task
-// left unfinished" means every instance is done.
-func (s *Scheduler) finishJobIfDone(ctx context.Context, tx store.Tx, key job.Key, version int) error {
-	j, err := tx.GetJob(ctx, key)
-	if err != nil {
-		return err
-	}
-	if j.Version != version || j.State.IsTerminal() {
-		return nil
-	}
-	open, err := tx.CountTasks(ctx, store.TaskFilter{Job: &key, JobVersion: version, States: []task.State{task.Pending, task.Assigned, task.Starting, task.Running}})
-	if err != nil || open > 0 {
-		return err
-	}
-	ts, err := tx.ListTasks(ctx, store.TaskFilter{Job: &key, JobVersion: version})
-	if err != nil {
-		return err
-	}
-	last := map[int]task.Task{}
-	for _, t := range ts {
-		if cur, ok := last[t.Instance]; !ok || t.Attempt > cur.Attempt {
-			last[t.Instance] = t
-		}
-	}
-	counts := map[task.State]int{}
-	killed := 0 // asked to stop, whatever end they reached first
-	for _, t := range last {
-		counts[t.State]++
-		if t.KillRequested || t.State == task.Killed {
-			killed++
-		}
-	}
-	state := job.Failed
-	switch {
-	case counts[task.Succeeded] == len(last):
-		state = job.Succeeded
-	case killed > 0:
-		// A task that exited on its own while its kill was on the way
-		// still ends a job someone killed.
-		state = job.Killed
-	}
-	now := s.clock.Now()
-	j.State, j.UpdatedAt = state, now
-	if err := tx.PutJob(ctx, j); err != nil {
-		return err
-	}
-	var parts []string
-	for _, st := range task.States {
-		if counts[st] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[st], st))
-		}
-	}
-	return tx.InsertEvents(ctx, event.Event{At: now, Job: key.String(), To: string(state), Reason: event.JobFinished,
-		Message: fmt.Sprintf("version %d %s: %s", version, state, joinReasons(parts))})
 }

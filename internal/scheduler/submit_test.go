@@ -23,7 +23,7 @@ func TestSubmitCreatesPendingTasks(t *testing.T) {
 	res := b.submit(t, newSpec(func(s *job.Spec) { s.Instances = 3; s.Priority = 42 }), "")
 
 	require.Empty(t, cmp.Diff(scheduler.SubmitResult{
-		Key: hello, Version: 1, Created: true, Tasks: []string{"task0001", "task0002", "task0003"},
+		Key: hello, Version: 1, Run: 1, Created: true, Tasks: []string{"task0001", "task0002", "task0003"},
 	}, res))
 	require.True(t, closed(changed), "a submission wakes whoever waits for changes")
 
@@ -52,7 +52,8 @@ func TestSubmitCreatesPendingTasks(t *testing.T) {
 	jobEvents := b.events(t, store.EventFilter{Job: hello.String()})
 	require.Len(t, jobEvents, 4, "one job event and one per task")
 	require.Equal(t, event.JobSubmitted, jobEvents[0].Reason)
-	require.Equal(t, "version 1, 3 instances", jobEvents[0].Message)
+	require.Equal(t, "run 1 (version 1, submit): 3 instances", jobEvents[0].Message)
+	require.Equal(t, 1, jobEvents[0].Run)
 }
 
 func TestSubmitKeepsTheSpec(t *testing.T) {
@@ -130,7 +131,7 @@ func TestSubmitSameSpecWhileRunning(t *testing.T) {
 
 	again := b.submit(t, newSpec(), "other-key")
 
-	require.Empty(t, cmp.Diff(scheduler.SubmitResult{Key: hello, Version: 1, Created: false, Tasks: first.Tasks}, again))
+	require.Empty(t, cmp.Diff(scheduler.SubmitResult{Key: hello, Version: 1, Run: 1, Created: false, Tasks: first.Tasks}, again))
 	require.Equal(t, events, b.allEvents(t))
 	require.False(t, closed(changed), "a repeat changes nothing, so it wakes nobody")
 }
@@ -146,12 +147,12 @@ func TestSubmitDifferentSpecWhileRunning(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrConflict)
 	var ce *scheduler.ConflictError
 	require.ErrorAs(t, err, &ce)
-	require.Contains(t, err.Error(), "demo/dev/hello is still running version 1")
+	require.Contains(t, err.Error(), "demo/dev/hello is still running run 1 (version 1)")
 	require.Equal(t, events, b.allEvents(t))
 	require.Len(t, b.tasks(t, hello), 1)
 }
 
-func TestSubmitAfterEndedIsNewVersion(t *testing.T) {
+func TestSubmitAfterEndedIsNewRun(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.submit(t, newSpec(), "")
@@ -161,18 +162,29 @@ func TestSubmitAfterEndedIsNewVersion(t *testing.T) {
 	require.Equal(t, job.Succeeded, b.job(t, hello).State)
 
 	at := b.clock.Advance(time.Minute)
-	res := b.submit(t, newSpec(), "") // the same spec runs again
+	res := b.submit(t, newSpec(), "") // the same spec runs again, as the same version
 
-	require.Empty(t, cmp.Diff(scheduler.SubmitResult{Key: hello, Version: 2, Created: true, Tasks: []string{"task0002"}}, res))
+	require.Empty(t, cmp.Diff(scheduler.SubmitResult{Key: hello, Version: 1, Run: 2, Created: true, Tasks: []string{"task0002"}}, res))
 	j := b.job(t, hello)
-	require.Equal(t, 2, j.Version)
+	require.Equal(t, 1, j.Version)
+	require.Equal(t, 2, j.Run)
 	require.Equal(t, job.Running, j.State)
-	require.True(t, j.CreatedAt.Equal(t0), "the job keeps its creation time across versions")
+	require.True(t, j.CreatedAt.Equal(t0), "the job keeps its creation time across runs")
 	require.True(t, j.UpdatedAt.Equal(at))
 	tk := b.task(t, "task0002")
-	require.Equal(t, 2, tk.JobVersion)
+	require.Equal(t, 1, tk.JobVersion)
+	require.Equal(t, 2, tk.Run)
 	require.Equal(t, task.Pending, tk.State)
-	require.Equal(t, task.Succeeded, b.task(t, "task0001").State, "the old version's tasks stay as they ended")
+	require.Equal(t, task.Succeeded, b.task(t, "task0001").State, "the old run's tasks stay as they ended")
+
+	// A changed spec is a new version, run as run 3.
+	b.sync(t, "n1")
+	b.placeOnce(t)
+	b.sync(t, "n1", exited("task0002", 0))
+	res = b.submit(t, newSpec(func(s *job.Spec) { s.Priority = 7 }), "")
+	require.Equal(t, 2, res.Version)
+	require.Equal(t, 3, res.Run)
+	require.Equal(t, 2, b.job(t, hello).Version)
 }
 
 func TestSubmitInvalidChangesNothing(t *testing.T) {

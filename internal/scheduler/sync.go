@@ -49,6 +49,26 @@ func (o Orders) Empty() bool { return len(o.Assign) == 0 && len(o.Kill) == 0 && 
 type Assignment struct {
 	Task task.Task
 	Spec job.Spec
+	// ScheduledAt is the fire time of the task's run (zero when no
+	// schedule made it); the task sees it as DROVER_SCHEDULED_AT.
+	ScheduledAt time.Time
+}
+
+// assignment builds the order to start t.
+func (s *Scheduler) assignment(ctx context.Context, r store.Reader, t task.Task) (Assignment, error) {
+	spec, err := s.spec(ctx, r, t.Job, t.JobVersion)
+	if err != nil {
+		return Assignment{}, err
+	}
+	a := Assignment{Task: t, Spec: spec}
+	if t.Run > 0 {
+		run, err := r.GetRun(ctx, t.Job, t.Run)
+		if err != nil {
+			return Assignment{}, err
+		}
+		a.ScheduledAt = run.ScheduledAt
+	}
+	return a, nil
 }
 
 // KillOrder tells an agent to stop a task.
@@ -88,7 +108,7 @@ func (s *Scheduler) Sync(ctx context.Context, r Report) (Orders, error) {
 			byID[t.ID] = t
 		}
 		reported := map[string]bool{}
-		touched := map[VersionKey]bool{}
+		touched := map[RunKey]bool{}
 		for _, st := range r.Statuses {
 			reported[st.TaskID] = true
 			t, ok := byID[st.TaskID]
@@ -136,7 +156,7 @@ func (s *Scheduler) Sync(ctx context.Context, r Report) (Orders, error) {
 				if err := s.ended(ctx, tx, t, now); err != nil {
 					return err
 				}
-				touched[VersionKey{t.Job, t.JobVersion}] = true
+				touched[RunKey{t.Job, t.Run}] = true
 				freed = true
 			} else if t.KillRequested {
 				orders.Kill = append(orders.Kill, KillOrder{TaskID: t.ID, Reason: "kill requested"})
@@ -155,24 +175,24 @@ func (s *Scheduler) Sync(ctx context.Context, r Report) (Orders, error) {
 				if err := s.apply(ctx, tx, ch); err != nil {
 					return err
 				}
-				touched[VersionKey{t.Job, t.JobVersion}] = true
+				touched[RunKey{t.Job, t.Run}] = true
 				freed = true
 			case t.State == task.Assigned:
-				spec, err := s.spec(ctx, tx, t.Job, t.JobVersion)
+				a, err := s.assignment(ctx, tx, t)
 				if err != nil {
 					return err
 				}
-				orders.Assign = append(orders.Assign, Assignment{Task: t, Spec: spec})
+				orders.Assign = append(orders.Assign, a)
 			default:
 				if err := s.lose(ctx, tx, t, now, event.AgentLost, fmt.Sprintf("the agent on node %s no longer has the task", r.Node.Name)); err != nil {
 					return err
 				}
-				touched[VersionKey{t.Job, t.JobVersion}] = true
+				touched[RunKey{t.Job, t.Run}] = true
 				freed = true
 			}
 		}
-		for vk := range touched {
-			if err := s.finishJobIfDone(ctx, tx, vk.Job, vk.Version); err != nil {
+		for rk := range touched {
+			if err := s.finishRunIfDone(ctx, tx, rk.Job, rk.Run); err != nil {
 				return err
 			}
 		}
@@ -260,7 +280,7 @@ func (s *Scheduler) ended(ctx context.Context, tx store.Tx, t task.Task, now tim
 	}
 	delay := spec.Retry.Delay(t.Retries + 1)
 	next := task.Task{
-		ID: s.newID(), Job: t.Job, JobVersion: t.JobVersion, Instance: t.Instance, Attempt: t.Attempt + 1,
+		ID: s.newID(), Job: t.Job, JobVersion: t.JobVersion, Run: t.Run, Instance: t.Instance, Attempt: t.Attempt + 1,
 		Retries: t.Retries + 1, Reschedules: t.Reschedules, State: task.Pending, Priority: t.Priority, Resources: t.Resources,
 		Reason: event.Retry, CreatedAt: now, NotBefore: now.Add(delay), UpdatedAt: now,
 	}
@@ -281,7 +301,7 @@ func (s *Scheduler) reschedule(ctx context.Context, tx store.Tx, t task.Task, sp
 			Reason: event.Reschedule, Message: fmt.Sprintf("no reschedule left for instance %d (%d of %d used)", t.Instance, t.Reschedules, spec.Reschedule.Attempts)})
 	}
 	next := task.Task{
-		ID: s.newID(), Job: t.Job, JobVersion: t.JobVersion, Instance: t.Instance, Attempt: t.Attempt + 1,
+		ID: s.newID(), Job: t.Job, JobVersion: t.JobVersion, Run: t.Run, Instance: t.Instance, Attempt: t.Attempt + 1,
 		Retries: t.Retries, Reschedules: t.Reschedules + 1, State: task.Pending, Priority: t.Priority, Resources: t.Resources,
 		Reason: event.Reschedule, CreatedAt: now, NotBefore: now.Add(spec.Reschedule.Delay), UpdatedAt: now,
 	}
@@ -301,7 +321,7 @@ func (s *Scheduler) reschedule(ctx context.Context, tx store.Tx, t task.Task, sp
 // and elsewhere after that; a LOST task always goes elsewhere if it can.
 func (s *Scheduler) restart(ctx context.Context, tx store.Tx, t task.Task, spec job.Spec, now time.Time) error {
 	inst := t.Instance
-	prev, err := tx.ListTasks(ctx, store.TaskFilter{Job: &t.Job, JobVersion: t.JobVersion, Instance: &inst})
+	prev, err := tx.ListTasks(ctx, store.TaskFilter{Job: &t.Job, Run: t.Run, Instance: &inst})
 	if err != nil {
 		return err
 	}
@@ -313,7 +333,7 @@ func (s *Scheduler) restart(ctx context.Context, tx store.Tx, t task.Task, spec 
 	}
 	move := t.State == task.Lost || recent >= spec.Restart.Attempts
 	next := task.Task{
-		ID: s.newID(), Job: t.Job, JobVersion: t.JobVersion, Instance: t.Instance, Attempt: t.Attempt + 1,
+		ID: s.newID(), Job: t.Job, JobVersion: t.JobVersion, Run: t.Run, Instance: t.Instance, Attempt: t.Attempt + 1,
 		Retries: t.Retries, Reschedules: t.Reschedules, State: task.Pending, Priority: t.Priority, Resources: t.Resources,
 		Reason: event.Restart, CreatedAt: now, NotBefore: now.Add(spec.Restart.Delay), UpdatedAt: now,
 	}
@@ -395,11 +415,11 @@ func (s *Scheduler) PendingOrders(ctx context.Context, r Report) (Orders, error)
 			case reported[t.ID] && t.KillRequested:
 				orders.Kill = append(orders.Kill, KillOrder{TaskID: t.ID, Reason: "kill requested"})
 			case !reported[t.ID] && t.State == task.Assigned && !t.KillRequested:
-				spec, err := s.spec(ctx, rd, t.Job, t.JobVersion)
+				a, err := s.assignment(ctx, rd, t)
 				if err != nil {
 					return err
 				}
-				orders.Assign = append(orders.Assign, Assignment{Task: t, Spec: spec})
+				orders.Assign = append(orders.Assign, a)
 			}
 		}
 		return nil

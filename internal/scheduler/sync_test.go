@@ -127,7 +127,7 @@ func TestSyncRunningThenSucceeded(t *testing.T) {
 	last := es[len(es)-1]
 	require.Equal(t, event.JobFinished, last.Reason)
 	require.Equal(t, string(job.Succeeded), last.To)
-	require.Equal(t, "version 1 SUCCEEDED: 1 SUCCEEDED", last.Message)
+	require.Equal(t, "run 1 (version 1) SUCCEEDED: 1 SUCCEEDED", last.Message)
 }
 
 // TestSyncRecordsEveryStep reports end states straight from ASSIGNED, as an
@@ -252,7 +252,7 @@ func TestSyncNoRetryBudget(t *testing.T) {
 	j := b.job(t, hello)
 	require.Equal(t, job.Failed, j.State)
 	es := b.events(t, store.EventFilter{Job: hello.String()})
-	require.Equal(t, "version 1 FAILED: 1 SUCCEEDED; 1 FAILED", es[len(es)-1].Message)
+	require.Equal(t, "run 1 (version 1) FAILED: 1 SUCCEEDED; 1 FAILED", es[len(es)-1].Message)
 }
 
 func TestKillPendingEndsAtOnce(t *testing.T) {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -52,8 +53,9 @@ var principals = []principal{whoAnonymous, whoBadToken, whoRevoked, whoAdmin, wh
 const (
 	jobA        = "team-a/prod/etl"
 	jobB        = "team-b/prod/etl"
-	taskA       = "task0001" // jobA's only task, RUNNING on n1
-	taskB       = "task0002" // jobB's only task, RUNNING on n1
+	cronB       = "team-b/prod/nightly" // a scheduled job that has not run yet
+	taskA       = "task0001"            // jobA's only task, RUNNING on n1
+	taskB       = "task0002"            // jobB's only task, RUNNING on n1
 	logA        = "output of team A\n"
 	logB        = "output of team B\n"
 	userPass    = "correct horse battery staple"
@@ -86,7 +88,8 @@ type world struct {
 }
 
 type worldConfig struct {
-	logger *slog.Logger
+	logger    *slog.Logger
+	retention scheduler.Retention
 	// wrap, if set, wraps the store the server and scheduler use.
 	wrap func(store.Store) store.Store
 }
@@ -138,6 +141,7 @@ func newWorld(t testing.TB, opts ...func(*worldConfig)) *world {
 
 	w.must(t, w.tok[whoAdmin], "POST", "/v1/jobs", jobJSON(jobA, 1), http.StatusCreated)
 	w.must(t, w.tok[whoAdmin], "POST", "/v1/jobs", jobJSON(jobB, 1), http.StatusCreated)
+	w.must(t, w.tok[whoAdmin], "POST", "/v1/jobs", cronJSON(cronB), http.StatusCreated)
 	w.syncAs(t, w.tok[whoAgent], api.SyncRequest{Node: nodeInfo("n1")}, http.StatusOK)
 	_, err = w.sched.PlaceOnce(t.Context())
 	require.NoError(t, err)
@@ -170,7 +174,8 @@ func newBareWorld(t testing.TB, cfg worldConfig) *world {
 		NewID: func() string { return fmt.Sprintf("task%04d", n.Add(1)) },
 	})
 	require.NoError(t, err)
-	w.srv, err = server.New(server.Config{Store: st, Scheduler: w.sched, DataDir: dir, Logger: cfg.logger, Version: "test"})
+	w.srv, err = server.New(server.Config{Store: st, Scheduler: w.sched, DataDir: dir, Logger: cfg.logger, Version: "test",
+		Retention: cfg.retention})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, w.srv.Close()) })
 	return w
@@ -187,6 +192,11 @@ func toJSON(t testing.TB, v any) string {
 // jobJSON is a small batch job of key with n instances.
 func jobJSON(key string, n int) string {
 	return fmt.Sprintf(`{"job": %q, "instances": %d, "task": {"command": ["echo", "hi"], "resources": {"cpu": 100, "memory": "64MiB"}}}`, key, n)
+}
+
+// cronJSON is a small batch job of key run every day at 02:00.
+func cronJSON(key string) string {
+	return fmt.Sprintf(`{"job": %q, "schedule": {"cron": "0 2 * * *"}, "task": {"command": ["echo", "hi"]}}`, key)
 }
 
 // request builds a request from 192.0.2.1 carrying bearer ("" for none).
@@ -275,6 +285,51 @@ func (w *world) job(t testing.TB, key string) job.Job {
 		return err
 	}))
 	return out
+}
+
+// runCount counts a job's runs.
+func (w *world) runCount(t testing.TB, key string) int {
+	t.Helper()
+	k, err := job.ParseKey(key)
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, w.store.View(t.Context(), func(r store.Reader) error {
+		runs, err := r.ListRuns(t.Context(), store.RunFilter{Job: k})
+		n = len(runs)
+		return err
+	}))
+	return n
+}
+
+// cronPaused reports whether a job's schedule is paused.
+func (w *world) cronPaused(t testing.TB, key string) bool {
+	t.Helper()
+	k, err := job.ParseKey(key)
+	require.NoError(t, err)
+	var paused bool
+	require.NoError(t, w.store.View(t.Context(), func(r store.Reader) error {
+		e, err := r.GetCron(t.Context(), k)
+		paused = e.Paused
+		return err
+	}))
+	return paused
+}
+
+// hasCron reports whether a job has a schedule.
+func (w *world) hasCron(t testing.TB, key string) bool {
+	t.Helper()
+	k, err := job.ParseKey(key)
+	require.NoError(t, err)
+	var found bool
+	require.NoError(t, w.store.View(t.Context(), func(r store.Reader) error {
+		_, err := r.GetCron(t.Context(), k)
+		found = err == nil
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}))
+	return found
 }
 
 // hasJob reports whether a job exists.
@@ -421,7 +476,7 @@ func jobKeys(t testing.TB, body []byte) []string {
 }
 
 // jobsVisible is what GET /v1/jobs and the jobs page must show each user.
-var jobsVisible = map[principal][]string{whoAdmin: {jobA, jobB}, whoTeamA: {jobA}, whoTeamB: {jobB}, whoViewer: {jobA, jobB}}
+var jobsVisible = map[principal][]string{whoAdmin: {jobA, jobB, cronB}, whoTeamA: {jobA}, whoTeamB: {jobB, cronB}, whoViewer: {jobA, jobB, cronB}}
 
 func taskKillRequested(id string) (unchanged func(*testing.T, *world), changed func(*testing.T, *world, principal)) {
 	return func(t *testing.T, w *world) {
@@ -489,6 +544,54 @@ var matrix = map[string][]matrixCase{
 	"GET /v1/jobs/{role}/{env}/{name}/versions/{version}": {
 		{name: "team B's job", method: "GET", path: "/v1/jobs/" + jobB + "/versions/1", want: guarded(is2xx, 404, is2xx, is2xx, 403)},
 		{name: "team A's job", method: "GET", path: "/v1/jobs/" + jobA + "/versions/1", want: guarded(is2xx, is2xx, 404, is2xx, 403)},
+	},
+	"GET /v1/jobs/{role}/{env}/{name}/runs": {
+		{name: "team B's job", method: "GET", path: "/v1/jobs/" + jobB + "/runs", want: guarded(is2xx, 404, is2xx, is2xx, 403)},
+	},
+	"GET /v1/jobs/{role}/{env}/{name}/runs/{run}": {
+		{name: "team B's job", method: "GET", path: "/v1/jobs/" + jobB + "/runs/1", want: guarded(is2xx, 404, is2xx, is2xx, 403)},
+	},
+	"POST /v1/jobs/{role}/{env}/{name}/rerun": {
+		// The job still runs: those who may rerun it are told so.
+		{name: "team B's running job", method: "POST", path: "/v1/jobs/" + jobB + "/rerun", want: guarded(409, 404, 409, 403, 403),
+			unchanged: func(t *testing.T, w *world) { require.Equal(t, 1, w.runCount(t, jobB)) }},
+	},
+	"GET /v1/schedules": {{
+		name: "list", method: "GET", path: "/v1/schedules", want: anyUser,
+		check: func(t *testing.T, w *world, p principal, body []byte) {
+			var got []api.Schedule
+			require.NoError(t, json.Unmarshal(body, &got))
+			var keys []string
+			for _, s := range got {
+				keys = append(keys, s.Job)
+			}
+			var want []string
+			if slices.Contains(jobsVisible[p], cronB) {
+				want = []string{cronB}
+			}
+			require.Equal(t, want, keys)
+		},
+	}},
+	"GET /v1/jobs/{role}/{env}/{name}/schedule": {
+		{name: "team B's schedule", method: "GET", path: "/v1/jobs/" + cronB + "/schedule", want: guarded(is2xx, 404, is2xx, is2xx, 403)},
+	},
+	"POST /v1/jobs/{role}/{env}/{name}/schedule/run": {
+		{name: "team B's schedule", method: "POST", path: "/v1/jobs/" + cronB + "/schedule/run", want: guarded(is2xx, 404, is2xx, 403, 403),
+			unchanged: func(t *testing.T, w *world) { require.Zero(t, w.runCount(t, cronB)) },
+			changed:   func(t *testing.T, w *world, _ principal) { require.Equal(t, 1, w.runCount(t, cronB)) }},
+	},
+	"POST /v1/jobs/{role}/{env}/{name}/schedule/pause": {
+		{name: "team B's schedule", method: "POST", path: "/v1/jobs/" + cronB + "/schedule/pause", want: guarded(is2xx, 404, is2xx, 403, 403),
+			unchanged: func(t *testing.T, w *world) { require.False(t, w.cronPaused(t, cronB)) },
+			changed:   func(t *testing.T, w *world, _ principal) { require.True(t, w.cronPaused(t, cronB)) }},
+	},
+	"POST /v1/jobs/{role}/{env}/{name}/schedule/resume": {
+		{name: "team B's schedule", method: "POST", path: "/v1/jobs/" + cronB + "/schedule/resume", want: guarded(is2xx, 404, is2xx, 403, 403)},
+	},
+	"DELETE /v1/jobs/{role}/{env}/{name}/schedule": {
+		{name: "team B's schedule", method: "DELETE", path: "/v1/jobs/" + cronB + "/schedule", want: guarded(is2xx, 404, is2xx, 403, 403),
+			unchanged: func(t *testing.T, w *world) { require.True(t, w.hasCron(t, cronB)) },
+			changed:   func(t *testing.T, w *world, _ principal) { require.False(t, w.hasCron(t, cronB)) }},
 	},
 	"GET /v1/tasks/{id}": {
 		{name: "team B's task", method: "GET", path: "/v1/tasks/" + taskB, want: guarded(is2xx, 404, is2xx, is2xx, 403)},
@@ -763,7 +866,7 @@ func init() {
 
 func checkJobsPage(t *testing.T, _ *world, p principal, body []byte) {
 	t.Helper()
-	for _, key := range []string{jobA, jobB} {
+	for _, key := range []string{jobA, jobB, cronB} {
 		if slices.Contains(jobsVisible[p], key) {
 			require.Contains(t, string(body), key)
 		} else {

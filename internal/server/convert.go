@@ -2,6 +2,7 @@ package server
 
 import (
 	"maps"
+	"time"
 
 	"github.com/drover-dev/drover/internal/api"
 	"github.com/drover-dev/drover/internal/event"
@@ -15,15 +16,16 @@ import (
 
 func toAPITask(t task.Task) api.Task {
 	return api.Task{
-		ID: t.ID, Job: t.Job.String(), JobVersion: t.JobVersion, Instance: t.Instance, Attempt: t.Attempt,
+		ID: t.ID, Job: t.Job.String(), JobVersion: t.JobVersion, Run: t.Run, Instance: t.Instance, Attempt: t.Attempt,
 		State: string(t.State), Node: t.Node, KillRequested: t.KillRequested, ExitCode: t.ExitCode,
 		Reason: string(t.Reason), Message: t.Message, CreatedAt: t.CreatedAt, StartedAt: t.StartedAt, FinishedAt: t.FinishedAt,
 	}
 }
 
-func toAPIJob(j job.Job, spec job.Spec, tasks []task.Task, index int64) api.Job {
+func toAPIJob(j job.Job, run job.Run, spec job.Spec, tasks []task.Task, index int64) api.Job {
 	out := api.Job{
-		Key: j.Key.String(), Version: j.Version, Type: string(j.Type), State: string(j.State), Instances: spec.Instances,
+		Key: j.Key.String(), Version: j.Version, Run: run.Number, RunState: string(run.State), Type: string(j.Type),
+		State: string(j.State), Instances: spec.Instances,
 		Counts: map[string]int{}, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt, EventIndex: index,
 	}
 	for _, t := range lastPerInstance(tasks) {
@@ -48,7 +50,7 @@ func lastPerInstance(ts []task.Task) map[int]task.Task {
 
 func toAPINode(n node.Node, allocated job.Resources, tasks int) api.Node {
 	return api.Node{
-		Name: n.Name, State: string(n.State), Attributes: maps.Clone(n.Attributes),
+		Name: n.Name, State: string(n.State), Pool: n.Attributes["pool"], Attributes: maps.Clone(n.Attributes),
 		Capacity:  api.Resources{CPU: n.Capacity.CPU, Memory: n.Capacity.Memory},
 		Allocated: api.Resources{CPU: allocated.CPU, Memory: allocated.Memory},
 		Tasks:     tasks, Version: n.Version, LastSeen: n.LastSeen,
@@ -94,9 +96,15 @@ func fromAPISync(req api.SyncRequest, address string) (scheduler.Report, error) 
 func toAPIOrders(o scheduler.Orders) api.SyncResponse {
 	var out api.SyncResponse
 	for _, a := range o.Assign {
+		var at *time.Time
+		if !a.ScheduledAt.IsZero() {
+			t := a.ScheduledAt
+			at = &t
+		}
 		out.Assign = append(out.Assign, api.Assignment{
-			TaskID: a.Task.ID, Job: a.Task.Job.String(), JobVersion: a.Task.JobVersion, Instance: a.Task.Instance,
-			Attempt: a.Task.Attempt, Command: a.Spec.Task.Command, Env: a.Spec.Task.Env,
+			TaskID: a.Task.ID, Job: a.Task.Job.String(), JobVersion: a.Task.JobVersion, Run: a.Task.Run, ScheduledAt: at,
+			Instance: a.Task.Instance,
+			Attempt:  a.Task.Attempt, Command: a.Spec.Task.Command, Env: a.Spec.Task.Env,
 			Timeout: api.Duration(a.Spec.Task.Timeout), KillGrace: api.Duration(a.Spec.Task.KillGrace),
 			Resources: api.Resources{CPU: a.Task.Resources.CPU, Memory: a.Task.Resources.Memory},
 			Ports:     a.Spec.Task.Ports,

@@ -15,6 +15,7 @@ import (
 	"github.com/drover-dev/drover/internal/job"
 	"github.com/drover-dev/drover/internal/jobspec"
 	"github.com/drover-dev/drover/internal/node"
+	"github.com/drover-dev/drover/internal/scheduler"
 	"github.com/drover-dev/drover/internal/store"
 	"github.com/drover-dev/drover/internal/task"
 	"github.com/drover-dev/drover/internal/tasklog"
@@ -55,7 +56,19 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) (int, any, er
 	if res.Created {
 		code = http.StatusCreated
 	}
-	return code, api.SubmitResponse{Job: res.Key.String(), Version: res.Version, Created: res.Created, Tasks: res.Tasks}, nil
+	return code, toSubmitResponse(res), nil
+}
+
+func toSubmitResponse(res scheduler.SubmitResult) api.SubmitResponse {
+	out := api.SubmitResponse{Job: res.Key.String(), Version: res.Version, Run: res.Run, Created: res.Created, Tasks: res.Tasks}
+	if out.Tasks == nil {
+		out.Tasks = []string{}
+	}
+	if res.Schedule != nil {
+		sc := toAPISchedule(scheduler.CronStatus{Entry: *res.Schedule, Next: res.Next})
+		out.Schedule = &sc
+	}
+	return out
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -70,7 +83,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) (int, any, err
 			if !p.Can(auth.VerbRead, auth.ResourceJob, j.Key.Role) {
 				continue // other teams' jobs are not shown, not even counted
 			}
-			aj, err := s.loadJob(r.Context(), rd, j.Key, false)
+			aj, err := s.loadJob(r.Context(), rd, j.Key, 0, false)
 			if err != nil {
 				return err
 			}
@@ -89,17 +102,29 @@ func pathKey(r *http.Request) (job.Key, error) {
 	return k, nil
 }
 
-// loadJob reads a job with its current version's spec and tasks.
-func (s *Server) loadJob(ctx context.Context, rd store.Reader, key job.Key, withSpec bool) (api.Job, error) {
+// loadJob reads a job with a run's tasks (its newest run for run 0) and
+// that run's version's spec (the newest version's before any run).
+func (s *Server) loadJob(ctx context.Context, rd store.Reader, key job.Key, run int, withSpec bool) (api.Job, error) {
 	j, err := rd.GetJob(ctx, key)
 	if err != nil {
 		return api.Job{}, notFound("job "+key.String(), err)
 	}
-	v, err := rd.GetJobVersion(ctx, key, j.Version)
-	if err != nil {
-		return api.Job{}, err
+	if run == 0 {
+		run = j.Run
 	}
-	ts, err := rd.ListTasks(ctx, store.TaskFilter{Job: &key, JobVersion: j.Version})
+	var rn job.Run
+	var ts []task.Task
+	version := j.Version
+	if run > 0 {
+		if rn, err = rd.GetRun(ctx, key, run); err != nil {
+			return api.Job{}, notFound(fmt.Sprintf("run %d of job %s", run, key), err)
+		}
+		version = rn.Version
+		if ts, err = rd.ListTasks(ctx, store.TaskFilter{Job: &key, Run: run}); err != nil {
+			return api.Job{}, err
+		}
+	}
+	v, err := rd.GetJobVersion(ctx, key, version)
 	if err != nil {
 		return api.Job{}, err
 	}
@@ -107,7 +132,7 @@ func (s *Server) loadJob(ctx context.Context, rd store.Reader, key job.Key, with
 	if err != nil {
 		return api.Job{}, err
 	}
-	aj := toAPIJob(j, v.Spec, ts, idx)
+	aj := toAPIJob(j, rn, v.Spec, ts, idx)
 	if withSpec {
 		spec := jobspec.Format(v.Spec)
 		aj.Spec = &spec
@@ -115,9 +140,10 @@ func (s *Server) loadJob(ctx context.Context, rd store.Reader, key job.Key, with
 	return aj, nil
 }
 
-// getJob answers a job with its tasks. With ?index=N&wait=D it holds the
-// call until the job has an event newer than N, or D passes; with
-// &until=end as well, until the job has ended.
+// getJob answers a job with its newest run's tasks, or run N's with
+// ?run=N. With ?index=N&wait=D it holds the call until the job has an
+// event newer than N, or D passes; with &until=end as well, until the job
+// (or the run asked for) has ended.
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	key, err := pathKey(r)
 	if err != nil {
@@ -126,6 +152,12 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error
 	index, wait, err := waitParams(r)
 	if err != nil {
 		return 0, nil, err
+	}
+	run := 0
+	if v := r.URL.Query().Get("run"); v != "" {
+		if run, err = strconv.Atoi(v); err != nil || run < 1 {
+			return 0, nil, badRequestf("run", "must be a run number (1 or more), not %q", v)
+		}
 	}
 	var untilEnd bool
 	switch u := r.URL.Query().Get("until"); u {
@@ -151,8 +183,8 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error
 			if err != nil {
 				return 0, nil, err
 			}
-			if last <= index || (untilEnd && !s.jobEnded(r, key)) {
-				if done, code, v, err := s.holdJob(r, changed, deadline.C); done {
+			if last <= index || (untilEnd && !s.jobEnded(r, key, run)) {
+				if done, code, v, err := s.holdJob(r, run, changed, deadline.C); done {
 					return code, v, err
 				}
 				continue
@@ -161,10 +193,14 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error
 		var aj api.Job
 		err := s.store.View(r.Context(), func(rd store.Reader) error {
 			var err error
-			aj, err = s.loadJob(r.Context(), rd, key, true)
+			aj, err = s.loadJob(r.Context(), rd, key, run, true)
 			return err
 		})
-		if err != nil || wait == 0 || (aj.EventIndex > index && (!untilEnd || aj.State != string(job.Running))) {
+		ended := job.State(aj.State).IsTerminal()
+		if run > 0 {
+			ended = job.State(aj.RunState).IsTerminal()
+		}
+		if err != nil || wait == 0 || (aj.EventIndex > index && (!untilEnd || ended)) {
 			return http.StatusOK, aj, err
 		}
 		select {
@@ -179,11 +215,16 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (int, any, error
 	}
 }
 
-// jobEnded reports whether a job is in an end state (false on errors: the
-// full read that follows reports them).
-func (s *Server) jobEnded(r *http.Request, key job.Key) bool {
+// jobEnded reports whether a job (or its run, when run is not 0) is in an
+// end state (false on errors: the full read that follows reports them).
+func (s *Server) jobEnded(r *http.Request, key job.Key, run int) bool {
 	var ended bool
 	_ = s.store.View(r.Context(), func(rd store.Reader) error {
+		if run > 0 {
+			rn, err := rd.GetRun(r.Context(), key, run)
+			ended = err == nil && !rn.Active()
+			return err
+		}
 		j, err := rd.GetJob(r.Context(), key)
 		ended = err == nil && j.State.IsTerminal()
 		return err
@@ -193,7 +234,7 @@ func (s *Server) jobEnded(r *http.Request, key job.Key) bool {
 
 // holdJob waits for a change; when the wait is over (deadline, shutdown,
 // client gone) it answers with the job as it is now.
-func (s *Server) holdJob(r *http.Request, changed <-chan struct{}, deadline <-chan time.Time) (bool, int, any, error) {
+func (s *Server) holdJob(r *http.Request, run int, changed <-chan struct{}, deadline <-chan time.Time) (bool, int, any, error) {
 	select {
 	case <-changed:
 		return false, 0, nil, nil
@@ -205,7 +246,7 @@ func (s *Server) holdJob(r *http.Request, changed <-chan struct{}, deadline <-ch
 	var aj api.Job
 	err := s.store.View(r.Context(), func(rd store.Reader) error {
 		var err error
-		aj, err = s.loadJob(r.Context(), rd, r2key(r), true)
+		aj, err = s.loadJob(r.Context(), rd, r2key(r), run, true)
 		return err
 	})
 	return true, http.StatusOK, aj, err

@@ -23,7 +23,7 @@ func TestSubmitJob(t *testing.T) {
 	var got api.SubmitResponse
 	require.NoError(t, json.Unmarshal(body, &got))
 	require.Empty(t, cmp.Diff(api.SubmitResponse{
-		Job: "demo/dev/hello", Version: 1, Created: true, Tasks: []string{"task0001", "task0002", "task0003"},
+		Job: "demo/dev/hello", Version: 1, Run: 1, Created: true, Tasks: []string{"task0001", "task0002", "task0003"},
 	}, got))
 
 	// The same request again: the first answer, with 200.

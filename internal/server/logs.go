@@ -3,7 +3,9 @@ package server
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -54,6 +56,25 @@ func (l *logStore) get(taskID, stream string) (*tasklog.Log, error) {
 		delete(l.open, old)
 	}
 	return lg, nil
+}
+
+// remove deletes a task's logs (retention). Readers that hold an open log
+// see it closed.
+func (l *logStore) remove(taskID string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, stream := range []string{"stdout", "stderr"} {
+		key := taskID + "/" + stream
+		if lg, ok := l.open[key]; ok {
+			_ = lg.Close()
+			delete(l.open, key)
+			l.lru = slices.DeleteFunc(l.lru, func(k string) bool { return k == key })
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(l.dir, taskID)); err != nil {
+		return fmt.Errorf("remove logs of task %s: %w", taskID, err)
+	}
+	return nil
 }
 
 func (l *logStore) close() error {

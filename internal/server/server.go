@@ -58,16 +58,19 @@ type Config struct {
 	// too, for a server behind a proxy that ends TLS. A request that
 	// arrives over TLS always gets a Secure cookie.
 	SecureCookies bool
+	// Retention is how long ended runs, their events and logs are kept.
+	Retention scheduler.Retention
 }
 
 // Server serves drover's HTTP API and web page.
 type Server struct {
-	store   store.Store
-	sched   *scheduler.Scheduler
-	logs    *logStore
-	log     *slog.Logger
-	version string
-	mux     *http.ServeMux
+	store     store.Store
+	sched     *scheduler.Scheduler
+	logs      *logStore
+	log       *slog.Logger
+	version   string
+	retention scheduler.Retention
+	mux       *http.ServeMux
 	// routeList is every route with its guard.
 	routeList []route
 	// stopping is closed when shutdown begins, so held-open calls (agent
@@ -106,7 +109,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger.With("component", "server"),
-		logs: newLogStore(filepath.Join(cfg.DataDir, "logs")), version: cfg.Version, mux: http.NewServeMux(),
+		logs: newLogStore(filepath.Join(cfg.DataDir, "logs")), version: cfg.Version, retention: cfg.Retention, mux: http.NewServeMux(),
 		stopping:   make(chan struct{}),
 		loginUsers: auth.NewLimiter(loginFailuresPerUser, loginWindow),
 		loginAddrs: auth.NewLimiter(loginFailuresPerAddr, loginWindow),
@@ -147,6 +150,7 @@ func (s *Server) routes() {
 	s.authRoutes()
 	s.paramRoutes()
 	s.templateRoutes()
+	s.runRoutes()
 	s.sessionRoutes()
 	// Unknown routes answer 404 to anyone signed in, 401 to anonymous
 	// callers: they learn nothing of what exists.
@@ -237,6 +241,12 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, grace time.Duration
 		defer close(janitorDone)
 		s.sessionJanitor(jctx)
 	}()
+	pruneDone := make(chan struct{})
+	go func() {
+		defer close(pruneDone)
+		s.runJanitor(jctx)
+	}()
+	defer func() { <-pruneDone }()
 	defer func() {
 		stopJanitor()
 		<-janitorDone
@@ -267,6 +277,41 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, grace time.Duration
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// pruneEvery is how often ended runs past their retention are removed.
+const pruneEvery = time.Hour
+
+// runJanitor removes ended runs past their retention, with their logs,
+// at start and then every pruneEvery, until ctx ends.
+func (s *Server) runJanitor(ctx context.Context) {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		if err := s.Prune(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "could not remove old runs", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Prune removes the ended runs the server's retention no longer keeps,
+// with their tasks' logs.
+func (s *Server) Prune(ctx context.Context) error {
+	n, ids, err := s.sched.Prune(ctx, s.retention)
+	for _, id := range ids {
+		if rerr := s.logs.remove(id); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}
+	if n > 0 {
+		s.log.InfoContext(ctx, "removed old runs", "runs", n, "tasks", len(ids), "retention", s.retention.String())
+	}
+	return err
+}
 
 // sessionSweep is how often expired web sessions are deleted.
 const sessionSweep = 10 * time.Minute

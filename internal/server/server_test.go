@@ -46,6 +46,12 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
 // spyStore is the real store, with hooks run after each View and Update
 // returns. A test uses them to learn that a held-open call has done its
 // read or write and is waiting, instead of sleeping.

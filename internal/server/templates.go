@@ -128,6 +128,14 @@ func (s *Server) putTemplate(w http.ResponseWriter, r *http.Request) (int, any, 
 	if spec.Key != key {
 		return 0, nil, job.Fieldf("template", "%q is not the key in the path, %s", spec.Key.String(), key)
 	}
+	// A scheduled template fires with its inputs' defaults: each input
+	// needs one.
+	var inputs map[string]string
+	if spec.Job.Schedule != nil {
+		if inputs, err = spec.Values(nil); err != nil {
+			return 0, nil, job.Fieldf("schedule", "a scheduled template fires with its inputs' defaults: %v", err)
+		}
+	}
 	onlyNew, onlyOld := r.Header.Get("If-None-Match") == "*", r.Header.Get("If-Match") == "*"
 	t := template.Template{Key: key, Source: string(body), UpdatedAt: time.Now().UTC()}
 	created := false
@@ -144,7 +152,11 @@ func (s *Server) putTemplate(w http.ResponseWriter, r *http.Request) (int, any, 
 		case onlyNew:
 			return fmt.Errorf("template %s already exists; use update to change it: %w", key, store.ErrConflict)
 		}
-		return tx.PutTemplate(r.Context(), t)
+		if err := tx.PutTemplate(r.Context(), t); err != nil {
+			return err
+		}
+		_, err = s.sched.ScheduleTemplate(r.Context(), tx, spec.Job, key.String(), inputs)
+		return err
 	})
 	if err != nil {
 		return 0, nil, err
@@ -161,7 +173,14 @@ func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) (int, an
 	if err != nil {
 		return 0, nil, err
 	}
-	err = s.store.Update(r.Context(), func(tx store.Tx) error { return tx.DeleteTemplate(r.Context(), key) })
+	err = s.store.Update(r.Context(), func(tx store.Tx) error {
+		if err := tx.DeleteTemplate(r.Context(), key); err != nil {
+			return err
+		}
+		// The schedule the template set goes with it.
+		_, err := s.sched.ScheduleTemplate(r.Context(), tx, job.Spec{Key: key}, key.String(), nil)
+		return err
+	})
 	if err != nil {
 		return 0, nil, notFound("template "+key.String(), err)
 	}
@@ -193,5 +212,5 @@ func (s *Server) launchTemplate(w http.ResponseWriter, r *http.Request) (int, an
 	if res.Created {
 		code = http.StatusCreated
 	}
-	return code, api.SubmitResponse{Job: res.Key.String(), Version: res.Version, Created: res.Created, Tasks: res.Tasks}, nil
+	return code, toSubmitResponse(res), nil
 }

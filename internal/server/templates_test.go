@@ -175,7 +175,7 @@ func TestTemplateLaunch(t *testing.T) {
 
 	var res api.SubmitResponse
 	require.NoError(t, json.Unmarshal(w.must(t, a, "POST", launch, `{"inputs": {"date": "2026-11-21"}}`, http.StatusCreated), &res))
-	require.Equal(t, api.SubmitResponse{Job: "team-a/prod/tpl", Version: 1, Created: true, Tasks: res.Tasks}, res)
+	require.Equal(t, api.SubmitResponse{Job: "team-a/prod/tpl", Version: 1, Run: 1, Created: true, Tasks: res.Tasks}, res)
 	require.Len(t, res.Tasks, 1)
 	var v api.JobVersion
 	require.NoError(t, json.Unmarshal(w.must(t, a, "GET", "/v1/jobs/team-a/prod/tpl/versions/1", "", http.StatusOK), &v))

@@ -174,7 +174,7 @@ func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) (int, any, erro
 	}
 	var aj api.Job
 	err = s.store.View(r.Context(), func(rd store.Reader) error {
-		aj, err = s.loadJob(r.Context(), rd, key, false)
+		aj, err = s.loadJob(r.Context(), rd, key, 0, false)
 		return err
 	})
 	if err != nil {

@@ -45,6 +45,8 @@ type Reader interface {
 	AuthReader
 	ParamReader
 	TemplateReader
+	RunReader
+	CronReader
 }
 
 // Tx reads and writes inside one transaction.
@@ -57,6 +59,8 @@ type Tx interface {
 	AuthWriter
 	ParamWriter
 	TemplateWriter
+	RunWriter
+	CronWriter
 }
 
 // AuthReader reads users, roles, tokens and web sessions.
@@ -138,10 +142,57 @@ type JobWriter interface {
 	InsertJobVersion(ctx context.Context, v job.Version) error
 }
 
+// RunFilter selects runs of a job, newest first.
+type RunFilter struct {
+	Job job.Key
+	// Active selects only RUNNING and WAITING runs.
+	Active bool
+	Limit  int
+}
+
+// RunReader reads runs.
+type RunReader interface {
+	GetRun(ctx context.Context, key job.Key, number int) (job.Run, error)
+	ListRuns(ctx context.Context, f RunFilter) ([]job.Run, error)
+	// FindRun returns the run a submission with this idempotency key made.
+	FindRun(ctx context.Context, idempotencyKey string) (job.Run, error)
+}
+
+// RunWriter writes runs.
+type RunWriter interface {
+	// PutRun inserts or replaces a run.
+	PutRun(ctx context.Context, r job.Run) error
+	// DeleteRun removes an ended run with its tasks and their events and
+	// the run's own events (retention), returning the IDs of the tasks
+	// removed, whose logs the caller removes.
+	DeleteRun(ctx context.Context, key job.Key, number int) ([]string, error)
+}
+
+// CronReader reads schedules and their fire decisions.
+type CronReader interface {
+	GetCron(ctx context.Context, key job.Key) (job.CronEntry, error)
+	// ListCrons lists every schedule by job key.
+	ListCrons(ctx context.Context) ([]job.CronEntry, error)
+	// ListFires lists a job's fire decisions, newest first.
+	ListFires(ctx context.Context, key job.Key, limit int) ([]job.Fire, error)
+}
+
+// CronWriter writes schedules and their fire decisions.
+type CronWriter interface {
+	// PutCron inserts or replaces a schedule.
+	PutCron(ctx context.Context, e job.CronEntry) error
+	// DeleteCron removes a schedule; ErrNotFound if there is none.
+	DeleteCron(ctx context.Context, key job.Key) error
+	// InsertFire records the decision for one scheduled time;
+	// ErrConflict if that time already has one.
+	InsertFire(ctx context.Context, f job.Fire) error
+}
+
 // TaskFilter selects tasks. Zero fields select everything.
 type TaskFilter struct {
 	Job        *job.Key
 	JobVersion int // with Job
+	Run        int // with Job
 	Instance   *int
 	Node       string
 	States     []task.State

@@ -14,7 +14,9 @@ type Task struct {
 	ID         string
 	Job        job.Key
 	JobVersion int
-	Instance   int
+	// Run is the job's run the task belongs to.
+	Run      int
+	Instance int
 	// Attempt counts tasks of this instance in this run, from 1.
 	Attempt int
 	// Retries counts earlier tasks of this instance that ended FAILED.

@@ -91,13 +91,13 @@ func fromNSPtr(v sql.NullInt64) *time.Time {
 
 // ---- jobs
 
-const jobCols = `key, role, env, name, version, type, state, created_at, updated_at`
+const jobCols = `key, role, env, name, version, type, state, created_at, updated_at, run`
 
 func scanJob(row interface{ Scan(...any) error }) (job.Job, error) {
 	var j job.Job
 	var key, typ, state string
 	var created, updated int64
-	if err := row.Scan(&key, &j.Key.Role, &j.Key.Env, &j.Key.Name, &j.Version, &typ, &state, &created, &updated); err != nil {
+	if err := row.Scan(&key, &j.Key.Role, &j.Key.Env, &j.Key.Name, &j.Version, &typ, &state, &created, &updated, &j.Run); err != nil {
 		return job.Job{}, translate(err)
 	}
 	j.Type, j.State = job.Type(typ), job.State(state)
@@ -131,10 +131,10 @@ func (t *tx) ListJobs(ctx context.Context) ([]job.Job, error) {
 }
 
 func (t *tx) PutJob(ctx context.Context, j job.Job) error {
-	_, err := t.exec(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := t.exec(ctx, `INSERT INTO jobs (`+jobCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET version = excluded.version, type = excluded.type,
-		state = excluded.state, updated_at = excluded.updated_at`,
-		j.Key.String(), j.Key.Role, j.Key.Env, j.Key.Name, j.Version, string(j.Type), string(j.State), ns(j.CreatedAt), ns(j.UpdatedAt))
+		state = excluded.state, updated_at = excluded.updated_at, run = excluded.run`,
+		j.Key.String(), j.Key.Role, j.Key.Env, j.Key.Name, j.Version, string(j.Type), string(j.State), ns(j.CreatedAt), ns(j.UpdatedAt), j.Run)
 	if err != nil {
 		return fmt.Errorf("put job %s: %w", j.Key, translate(err))
 	}
@@ -220,7 +220,7 @@ func (t *tx) InsertJobVersion(ctx context.Context, v job.Version) error {
 // ---- tasks
 
 const taskCols = `id, job_key, job_version, instance, attempt, retries, state, node, kill_requested, priority,
-	cpu, memory, exit_code, reason, message, created_at, not_before, updated_at, started_at, finished_at, reschedules`
+	cpu, memory, exit_code, reason, message, created_at, not_before, updated_at, started_at, finished_at, reschedules, run`
 
 func scanTask(row interface{ Scan(...any) error }) (task.Task, error) {
 	var tk task.Task
@@ -230,7 +230,7 @@ func scanTask(row interface{ Scan(...any) error }) (task.Task, error) {
 	var started, finished sql.NullInt64
 	if err := row.Scan(&tk.ID, &key, &tk.JobVersion, &tk.Instance, &tk.Attempt, &tk.Retries, &state, &tk.Node,
 		&tk.KillRequested, &tk.Priority, &tk.Resources.CPU, &tk.Resources.Memory, &exit, &reason, &tk.Message,
-		&created, &notBefore, &updated, &started, &finished, &tk.Reschedules); err != nil {
+		&created, &notBefore, &updated, &started, &finished, &tk.Reschedules, &tk.Run); err != nil {
 		return task.Task{}, translate(err)
 	}
 	k, err := job.ParseKey(key)
@@ -264,6 +264,10 @@ func taskWhere(f store.TaskFilter) (string, []any) {
 		if f.JobVersion != 0 {
 			conds = append(conds, "job_version = ?")
 			args = append(args, f.JobVersion)
+		}
+		if f.Run != 0 {
+			conds = append(conds, "run = ?")
+			args = append(args, f.Run)
 		}
 	}
 	if f.Instance != nil {
@@ -343,10 +347,10 @@ func exitArg(c *int) any {
 
 func (t *tx) InsertTasks(ctx context.Context, ts ...task.Task) error {
 	for _, tk := range ts {
-		_, err := t.exec(ctx, `INSERT INTO tasks (`+taskCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := t.exec(ctx, `INSERT INTO tasks (`+taskCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			tk.ID, tk.Job.String(), tk.JobVersion, tk.Instance, tk.Attempt, tk.Retries, string(tk.State), tk.Node,
 			tk.KillRequested, tk.Priority, tk.Resources.CPU, tk.Resources.Memory, exitArg(tk.ExitCode), string(tk.Reason), tk.Message,
-			ns(tk.CreatedAt), ns(tk.NotBefore), ns(tk.UpdatedAt), nsPtr(tk.StartedAt), nsPtr(tk.FinishedAt), tk.Reschedules)
+			ns(tk.CreatedAt), ns(tk.NotBefore), ns(tk.UpdatedAt), nsPtr(tk.StartedAt), nsPtr(tk.FinishedAt), tk.Reschedules, tk.Run)
 		if err != nil {
 			return fmt.Errorf("insert task %s: %w", tk.ID, translate(err))
 		}
@@ -456,7 +460,7 @@ func (t *tx) ListEvents(ctx context.Context, f store.EventFilter) ([]event.Event
 		conds = append(conds, "reason = ?")
 		args = append(args, f.Reason)
 	}
-	q := `SELECT id, at, job_key, task_id, node, from_state, to_state, reason, message, actor, source FROM events WHERE ` +
+	q := `SELECT id, at, job_key, task_id, node, from_state, to_state, reason, message, actor, source, run FROM events WHERE ` +
 		strings.Join(conds, " AND ") + ` ORDER BY id`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
@@ -471,7 +475,7 @@ func (t *tx) ListEvents(ctx context.Context, f store.EventFilter) ([]event.Event
 		var e event.Event
 		var at int64
 		var reason string
-		if err := rows.Scan(&e.ID, &at, &e.Job, &e.TaskID, &e.Node, &e.From, &e.To, &reason, &e.Message, &e.Actor, &e.Source); err != nil {
+		if err := rows.Scan(&e.ID, &at, &e.Job, &e.TaskID, &e.Node, &e.From, &e.To, &reason, &e.Message, &e.Actor, &e.Source, &e.Run); err != nil {
 			return nil, fmt.Errorf("list events: %w", translate(err))
 		}
 		e.At, e.Reason = fromNS(at), event.Reason(reason)
@@ -496,8 +500,8 @@ func (t *tx) LastEventID(ctx context.Context, jobKey string) (int64, error) {
 
 func (t *tx) InsertEvents(ctx context.Context, es ...event.Event) error {
 	for _, e := range es {
-		_, err := t.exec(ctx, `INSERT INTO events (at, job_key, task_id, node, from_state, to_state, reason, message, actor, source)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ns(e.At), e.Job, e.TaskID, e.Node, e.From, e.To, string(e.Reason), e.Message, e.Actor, e.Source)
+		_, err := t.exec(ctx, `INSERT INTO events (at, job_key, task_id, node, from_state, to_state, reason, message, actor, source, run)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, ns(e.At), e.Job, e.TaskID, e.Node, e.From, e.To, string(e.Reason), e.Message, e.Actor, e.Source, e.Run)
 		if err != nil {
 			return fmt.Errorf("insert event: %w", translate(err))
 		}
