@@ -60,7 +60,8 @@ func ensureToken(ctx context.Context, srv *server.Server, path string, mint func
 // serverCredentials prepares a server's store: the first admin (its
 // password returned once, zero if it existed) and the agent join token in
 // DATA/agent.token.
-func serverCredentials(ctx context.Context, srv *server.Server, data string) (adminPassword, agentToken secret.String, err error) {
+func serverCredentials(ctx context.Context, rs *runningServer, data string) (adminPassword, agentToken secret.String, err error) {
+	srv := rs.srv
 	res, err := srv.Bootstrap(ctx)
 	if err != nil {
 		return secret.String{}, secret.String{}, err
@@ -69,7 +70,11 @@ func serverCredentials(ctx context.Context, srv *server.Server, data string) (ad
 		_, t, err := srv.CreateToken(ctx, auth.AgentToken, "", "agents", nil, 0)
 		return t, err
 	})
-	return res.AdminPassword, agentToken, err
+	if err != nil {
+		return secret.String{}, secret.String{}, err
+	}
+	rs.startPools(agentToken)
+	return res.AdminPassword, agentToken, nil
 }
 
 // adminToken makes (or reuses) an admin API token in DATA/admin.token:

@@ -52,6 +52,7 @@ the --listen host. Plain HTTP off loopback needs --insecure-http.`,
 			// so it can still hear them report the tasks they stopped.
 			srvCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
 			defer stopServer()
+			opts.stopLocalMachines = true
 			rs, err := startServer(srvCtx, opts, logger)
 			if err != nil {
 				return err
@@ -134,7 +135,7 @@ type localAgentOpts struct {
 // CLI's cluster list for this address (so the CLI needs no flag), and the
 // agents' token.
 func devCredentials(ctx context.Context, rs *runningServer, data string, ao *localAgentOpts, remember bool) (secret.String, error) {
-	pw, agentTok, err := serverCredentials(ctx, rs.srv, data)
+	pw, agentTok, err := serverCredentials(ctx, rs, data)
 	if err != nil {
 		return secret.String{}, err
 	}

@@ -74,7 +74,7 @@ arguments (--version, --instance, --wait) cannot.`,
 		PersistentPostRun: func(cmd *cobra.Command, args []string) { stopProfile() },
 	}
 	root.AddCommand(newServerCmd(), newAgentCmd(), newDevCmd(), newJobCmd(), newTaskCmd(), newNodeCmd(), newBenchCmd())
-	root.AddCommand(newLoginCmd(), newWhoamiCmd(), newTokenCmd(), newUserCmd(), newRoleCmd(), newEventsCmd(), newParamCmd(), newTemplateCmd(), newCronCmd())
+	root.AddCommand(newLoginCmd(), newWhoamiCmd(), newTokenCmd(), newUserCmd(), newRoleCmd(), newEventsCmd(), newParamCmd(), newTemplateCmd(), newCronCmd(), newPoolCmd())
 	return root
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -19,22 +20,31 @@ func newNodeCmd() *cobra.Command {
 }
 
 func newNodeListCmd() *cobra.Command {
-	return listCmd("list", "List nodes with their state, load and attributes", cobra.NoArgs, noArgs((*client.Client).ListNodes),
+	var pool string
+	list := func(ctx context.Context, c *client.Client, _ []string) ([]api.Node, error) {
+		if pool != "" {
+			return c.ListNodesInPool(ctx, pool)
+		}
+		return c.ListNodes(ctx)
+	}
+	cmd := listCmd("list", "List nodes with their pool, state, load and attributes", cobra.NoArgs, list,
 		func(w io.Writer, nodes []api.Node) error {
-			t := newTable(w, "NODE", "STATE", "TASKS", "CPU", "MEMORY", "LAST SEEN", "ATTRIBUTES")
+			t := newTable(w, "NODE", "POOL", "STATE", "TASKS", "CPU", "MEMORY", "LAST SEEN", "ATTRIBUTES")
 			for _, n := range nodes {
 				var attrs []string
 				for k, v := range n.Attributes {
 					attrs = append(attrs, k+"="+v)
 				}
 				sort.Strings(attrs)
-				t.row(n.Name, n.State, strconv.Itoa(n.Tasks),
+				t.row(n.Name, orDash(n.Pool), n.State, strconv.Itoa(n.Tasks),
 					fmt.Sprintf("%d/%d", n.Allocated.CPU, n.Capacity.CPU),
 					fmt.Sprintf("%s/%s", sizeText(n.Allocated.Memory), sizeText(n.Capacity.Memory)),
 					ago(n.LastSeen), strings.Join(attrs, ","))
 			}
 			return t.flush()
 		})
+	cmd.Flags().StringVar(&pool, "pool", "", "list only the nodes of this pool")
+	return cmd
 }
 
 func sizeText(n int64) string {

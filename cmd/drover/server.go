@@ -7,12 +7,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/drover-dev/drover/internal/pool/manager"
+	"github.com/drover-dev/drover/internal/provider"
 	"github.com/drover-dev/drover/internal/scheduler"
+	"github.com/drover-dev/drover/internal/secret"
 	"github.com/drover-dev/drover/internal/server"
+	"github.com/drover-dev/drover/internal/store"
 	"github.com/drover-dev/drover/internal/store/sqlite"
 )
 
@@ -52,7 +57,7 @@ any --listen address but loopback (127.0.0.1, ::1, localhost) unless
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "drover server listening on %s (data in %s)\n", rs.url, opts.data)
-			pw, _, err := serverCredentials(cmd.Context(), rs.srv, opts.data)
+			pw, _, err := serverCredentials(cmd.Context(), rs, opts.data)
 			if err != nil {
 				return err
 			}
@@ -82,6 +87,10 @@ type serverOpts struct {
 	secureCookies           bool
 	tls                     tlsOpts
 	keepDays, keepRuns      int
+	// stopLocalMachines terminates local pools' machines when the server
+	// stops ('drover dev'); 'drover server' leaves them to be adopted
+	// when it starts again.
+	stopLocalMachines bool
 }
 
 // retention is the runs the server keeps, as its flags say.
@@ -115,10 +124,39 @@ type runningServer struct {
 	// certificate); empty without TLS.
 	caFile string
 	srv    *server.Server
-	done   chan error
+	pools  *manager.Manager
+	// poolCtx is what the pool loop runs under, once started.
+	poolCtx   context.Context
+	poolsOnce sync.Once
+	done      chan error
 }
 
 func (r *runningServer) wait() error { return <-r.done }
+
+// startPools starts the pool loop once the agents' join token is known:
+// the machines it launches join with it.
+func (r *runningServer) startPools(agentToken secret.String) {
+	r.poolsOnce.Do(func() {
+		r.pools.SetJoinToken(agentToken.Reveal())
+		r.pools.Start(r.poolCtx)
+	})
+}
+
+// newPoolManager makes the pool manager: local pools keep their machines
+// under DATA/machines, and launched agents join at url. DROVER_FAILPOINT (tests only) names a point where the server kills
+// itself mid-launch.
+func newPoolManager(ctx context.Context, db store.Store, sched *scheduler.Scheduler, logger *slog.Logger, data, url, caFile string) (*manager.Manager, error) {
+	// The providers run (local) or copy (ssh) this binary by default.
+	agent := provider.Agent{ServerURL: url}
+	if caFile != "" {
+		var err error
+		if agent.CACert, err = os.ReadFile(caFile); err != nil {
+			return nil, err
+		}
+	}
+	return manager.New(ctx, manager.Config{Store: db, Scheduler: sched, Logger: logger.With("component", "pools"),
+		Agent: agent, Providers: manager.Providers(data), Failpoint: os.Getenv("DROVER_FAILPOINT")})
+}
 
 // startServer opens the store, starts the scheduler and serves HTTP until
 // ctx ends; then it shuts down in order: stop taking requests (in-flight
@@ -162,15 +200,22 @@ func startServer(ctx context.Context, opts serverOpts, logger *slog.Logger) (*ru
 		db.Close()
 		return nil, err
 	}
+	url := serverURL(opts.listen, ln.Addr(), tlsConf != nil)
+	pools, err := newPoolManager(ctx, db, sched, logger, opts.data, url, caFile)
+	if err != nil {
+		ln.Close()
+		db.Close()
+		return nil, err
+	}
 	srv, err := server.New(server.Config{Store: db, Scheduler: sched, DataDir: opts.data, Logger: logger, Version: version,
-		SecureCookies: opts.secureCookies, Retention: retention})
+		SecureCookies: opts.secureCookies, Retention: retention, Pools: pools})
 	if err != nil {
 		ln.Close()
 		db.Close()
 		return nil, err
 	}
 	sched.Start(context.WithoutCancel(ctx))
-	rs := &runningServer{url: serverURL(opts.listen, ln.Addr(), tlsConf != nil), caFile: caFile, srv: srv, done: make(chan error, 1)}
+	rs := &runningServer{url: url, caFile: caFile, srv: srv, pools: pools, poolCtx: context.WithoutCancel(ctx), done: make(chan error, 1)}
 	go func() {
 		var err error
 		if tlsConf != nil {
@@ -180,6 +225,16 @@ func startServer(ctx context.Context, opts serverOpts, logger *slog.Logger) (*ru
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		if perr := pools.Stop(sctx); err == nil {
+			err = perr
+		}
+		if opts.stopLocalMachines {
+			tctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if terr := pools.TerminateLocal(tctx); err == nil {
+				err = terr
+			}
+			cancel()
+		}
 		if serr := sched.Stop(sctx); err == nil {
 			err = serr
 		}

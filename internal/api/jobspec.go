@@ -11,6 +11,7 @@ type JobSpec struct {
 	Task        TaskSpec         `yaml:"task" json:"task"`
 	Constraints []ConstraintSpec `yaml:"constraints,omitempty" json:"constraints,omitempty"`
 	Node        string           `yaml:"node,omitempty" json:"node,omitempty"`
+	Pool        string           `yaml:"pool,omitempty" json:"pool,omitempty"`
 	Retry       *RetrySpec       `yaml:"retry,omitempty" json:"retry,omitempty"`
 	Reschedule  *RescheduleSpec  `yaml:"reschedule,omitempty" json:"reschedule,omitempty"`
 	Restart     *RestartSpec     `yaml:"restart,omitempty" json:"restart,omitempty"`

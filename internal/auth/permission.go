@@ -111,11 +111,13 @@ const (
 	ResourceAgent = "agent"
 	ResourceVars  = "vars"
 	ResourceParam = "param"
+	// ResourcePool is pools (scope: the pool's name).
+	ResourcePool = "pool"
 )
 
 var (
 	verbs     = []string{VerbRead, VerbSubmit, VerbKill, VerbDrain, VerbWrite, VerbGrant, VerbSync, VerbReveal}
-	resources = []string{ResourceJob, ResourceNode, ResourceUser, ResourceRole, ResourceToken, ResourceAudit, ResourceAgent, ResourceVars, ResourceParam}
+	resources = []string{ResourceJob, ResourceNode, ResourceUser, ResourceRole, ResourceToken, ResourceAudit, ResourceAgent, ResourceVars, ResourceParam, ResourcePool}
 )
 
 // Kind is what sort of principal acts.

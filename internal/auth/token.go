@@ -110,9 +110,9 @@ type Role struct {
 var (
 	// AdminRole holds every permission.
 	AdminRole = Role{Name: "admin", Permissions: []Permission{Admin}}
-	// ViewerRole reads every job and node.
+	// ViewerRole reads every job, node and pool.
 	ViewerRole = Role{Name: "viewer", Permissions: []Permission{
-		{VerbRead, ResourceJob, "*"}, {VerbRead, ResourceNode, "*"},
+		{VerbRead, ResourceJob, "*"}, {VerbRead, ResourceNode, "*"}, {VerbRead, ResourcePool, "*"},
 	}}
 )
 

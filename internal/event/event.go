@@ -72,6 +72,19 @@ const (
 	ScheduleSkipped Reason = "schedule_skipped"
 	ScheduleMissed  Reason = "schedule_missed"
 	ScheduleFailed  Reason = "schedule_failed"
+	// Pool events: a pool was created, changed, scaled or destroyed; the
+	// manager decided a size; a machine was launched, registered, failed
+	// (never registered, could not launch), terminated, or found running
+	// off the record (a leak, terminated); the pool backs off.
+	PoolChanged       Reason = "pool_changed"
+	PoolDecision      Reason = "pool_decision"
+	PoolBackoff       Reason = "pool_backoff"
+	MachineLaunched   Reason = "machine_launched"
+	MachineRegistered Reason = "machine_registered"
+	MachineFailed     Reason = "machine_failed"
+	MachineTerminated Reason = "machine_terminated"
+	MachineLeaked     Reason = "machine_leaked"
+	MachineAdopted    Reason = "machine_adopted"
 	// RunsRemoved records runs removed by retention.
 	RunsRemoved Reason = "runs_removed"
 	// Audit records a mutating API call: who, what, when, from where.

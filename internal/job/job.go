@@ -96,7 +96,10 @@ type Spec struct {
 	Task        TaskSpec     `json:"task"`
 	Constraints []Constraint `json:"constraints,omitempty"`
 	// Node pins every task to the node of that name ("" places freely).
-	Node       string     `json:"node,omitempty"`
+	Node string `json:"node,omitempty"`
+	// Pool places every task on nodes of that pool (those whose "pool"
+	// attribute is the name); a queue pool scales by such tasks.
+	Pool       string     `json:"pool,omitempty"`
 	Retry      Retry      `json:"retry"`
 	Reschedule Reschedule `json:"reschedule"`
 	// Restart is how a service's instance is started again when its
@@ -325,6 +328,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.Node != "" && !ValidName(s.Node) {
 		bad("node", "%q %s", s.Node, NameRule)
+	}
+	if s.Pool != "" && !ValidName(s.Pool) {
+		bad("pool", "%q %s", s.Pool, NameRule)
 	}
 	for i, c := range s.Constraints {
 		f := fmt.Sprintf("constraints[%d]", i)

@@ -61,6 +61,7 @@ func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
 		s.Type = job.Type(in.Type)
 	}
 	s.Node = in.Node
+	s.Pool = in.Pool
 	if in.Instances != nil {
 		s.Instances = *in.Instances
 	}
@@ -220,6 +221,7 @@ func Format(s job.Spec) api.JobSpec {
 			Interval: h.Interval.String(), Timeout: h.Timeout.String(), Failures: &failures}
 	}
 	out.Node = s.Node
+	out.Pool = s.Pool
 	if c := s.Schedule; c != nil {
 		limit := c.CatchUpLimit
 		out.Schedule = &api.ScheduleSpec{Cron: c.Cron, TimeZone: c.TimeZone, Overlap: string(c.Overlap),

@@ -80,6 +80,10 @@ func Place(s Snapshot) Plan {
 			if spec.Node != "" && n.Node.Name != spec.Node {
 				continue
 			}
+			if spec.Pool != "" && n.Node.Attributes["pool"] != spec.Pool {
+				unmet = append(unmet, fmt.Sprintf("%s (not in pool %s)", n.Node.Name, spec.Pool))
+				continue
+			}
 			if c, ok := firstUnmet(spec.Constraints, n.Node.Attributes); !ok {
 				unmet = append(unmet, fmt.Sprintf("%s (%s)", n.Node.Name, c))
 				continue

@@ -543,6 +543,7 @@ func TestS15OversizeBodies(t *testing.T) {
 		"POST /v1/jobs": server.MaxJobBody, "POST /v1/agent/sync": server.MaxSyncBody, "POST /v1/agent/logs": server.MaxLogChunkBody,
 		"PUT /v1/params/{role}/{name}": server.MaxParamBody, "PUT /v1/templates/{role}/{env}/{name}": server.MaxTemplateBody,
 		"POST /v1/templates/{role}/{env}/{name}/launch": server.MaxLaunchBody,
+		"POST /v1/pools": server.MaxPoolBody, "PUT /v1/pools/{name}": server.MaxPoolBody,
 	}
 	for _, pattern := range w.srv.Routes() {
 		if strings.HasPrefix(pattern, "GET ") {

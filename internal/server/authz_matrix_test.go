@@ -21,6 +21,8 @@ import (
 	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/job"
 	"github.com/drover-dev/drover/internal/node"
+	"github.com/drover-dev/drover/internal/pool"
+	"github.com/drover-dev/drover/internal/pool/manager"
 	"github.com/drover-dev/drover/internal/scheduler"
 	"github.com/drover-dev/drover/internal/server"
 	"github.com/drover-dev/drover/internal/store"
@@ -54,6 +56,7 @@ const (
 	jobA        = "team-a/prod/etl"
 	jobB        = "team-b/prod/etl"
 	cronB       = "team-b/prod/nightly" // a scheduled job that has not run yet
+	poolS       = "shared"              // a pool of size 0
 	taskA       = "task0001"            // jobA's only task, RUNNING on n1
 	taskB       = "task0002"            // jobB's only task, RUNNING on n1
 	logA        = "output of team A\n"
@@ -142,6 +145,7 @@ func newWorld(t testing.TB, opts ...func(*worldConfig)) *world {
 	w.must(t, w.tok[whoAdmin], "POST", "/v1/jobs", jobJSON(jobA, 1), http.StatusCreated)
 	w.must(t, w.tok[whoAdmin], "POST", "/v1/jobs", jobJSON(jobB, 1), http.StatusCreated)
 	w.must(t, w.tok[whoAdmin], "POST", "/v1/jobs", cronJSON(cronB), http.StatusCreated)
+	w.must(t, w.tok[whoAdmin], "POST", "/v1/pools", poolYAML(poolS), http.StatusCreated)
 	w.syncAs(t, w.tok[whoAgent], api.SyncRequest{Node: nodeInfo("n1")}, http.StatusOK)
 	_, err = w.sched.PlaceOnce(t.Context())
 	require.NoError(t, err)
@@ -174,8 +178,11 @@ func newBareWorld(t testing.TB, cfg worldConfig) *world {
 		NewID: func() string { return fmt.Sprintf("task%04d", n.Add(1)) },
 	})
 	require.NoError(t, err)
+	pools, err := manager.New(t.Context(), manager.Config{Store: st, Scheduler: w.sched, Clock: w.clock, Logger: cfg.logger,
+		Providers: manager.Providers(dir)})
+	require.NoError(t, err)
 	w.srv, err = server.New(server.Config{Store: st, Scheduler: w.sched, DataDir: dir, Logger: cfg.logger, Version: "test",
-		Retention: cfg.retention})
+		Retention: cfg.retention, Pools: pools, Clock: w.clock})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, w.srv.Close()) })
 	return w
@@ -192,6 +199,11 @@ func toJSON(t testing.TB, v any) string {
 // jobJSON is a small batch job of key with n instances.
 func jobJSON(key string, n int) string {
 	return fmt.Sprintf(`{"job": %q, "instances": %d, "task": {"command": ["echo", "hi"], "resources": {"cpu": 100, "memory": "64MiB"}}}`, key, n)
+}
+
+// poolYAML is a local fixed pool of size 0: it launches nothing.
+func poolYAML(name string) string {
+	return "pool: " + name + "\nprovider: local\nmax: 2\npolicy: {fixed: {size: 0}}\n"
 }
 
 // cronJSON is a small batch job of key run every day at 02:00.
@@ -285,6 +297,32 @@ func (w *world) job(t testing.TB, key string) job.Job {
 		return err
 	}))
 	return out
+}
+
+// pool returns a stored pool.
+func (w *world) pool(t testing.TB, name string) pool.Pool {
+	t.Helper()
+	var p pool.Pool
+	require.NoError(t, w.store.View(t.Context(), func(r store.Reader) error {
+		var err error
+		p, err = r.GetPool(t.Context(), name)
+		return err
+	}))
+	return p
+}
+
+// hasPool reports whether a pool exists.
+func (w *world) hasPool(t testing.TB, name string) bool {
+	t.Helper()
+	err := w.store.View(t.Context(), func(r store.Reader) error {
+		_, err := r.GetPool(t.Context(), name)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return false
+	}
+	require.NoError(t, err)
+	return true
 }
 
 // runCount counts a job's runs.
@@ -593,6 +631,49 @@ var matrix = map[string][]matrixCase{
 			unchanged: func(t *testing.T, w *world) { require.True(t, w.hasCron(t, cronB)) },
 			changed:   func(t *testing.T, w *world, _ principal) { require.False(t, w.hasCron(t, cronB)) }},
 	},
+	"POST /v1/pools": {{
+		name: "new pool", method: "POST", path: "/v1/pools", body: poolYAML("new"),
+		want:      guarded(is2xx, 403, 403, 403, 403),
+		unchanged: func(t *testing.T, w *world) { require.False(t, w.hasPool(t, "new")) },
+		changed:   func(t *testing.T, w *world, _ principal) { require.True(t, w.hasPool(t, "new")) },
+	}},
+	"GET /v1/pools": {{
+		name: "list", method: "GET", path: "/v1/pools", want: anyUser,
+		check: func(t *testing.T, w *world, p principal, body []byte) {
+			var got []api.Pool
+			require.NoError(t, json.Unmarshal(body, &got))
+			var names []string
+			for _, q := range got {
+				names = append(names, q.Name)
+			}
+			var want []string
+			if p == whoAdmin || p == whoViewer {
+				want = []string{poolS}
+			}
+			require.Equal(t, want, names)
+		},
+	}},
+	"GET /v1/pools/{name}": {
+		{name: "the pool", method: "GET", path: "/v1/pools/" + poolS, want: guarded(is2xx, 404, 404, is2xx, 403)},
+	},
+	"PUT /v1/pools/{name}": {{
+		name: "the pool", method: "PUT", path: "/v1/pools/" + poolS, body: strings.Replace(poolYAML(poolS), "max: 2", "max: 3", 1),
+		want:      guarded(is2xx, 404, 404, 403, 403),
+		unchanged: func(t *testing.T, w *world) { require.Equal(t, 2, w.pool(t, poolS).Max) },
+		changed:   func(t *testing.T, w *world, _ principal) { require.Equal(t, 3, w.pool(t, poolS).Max) },
+	}},
+	"POST /v1/pools/{name}/scale": {{
+		name: "the pool", method: "POST", path: "/v1/pools/" + poolS + "/scale", body: `{"size": 1}`,
+		want:      guarded(is2xx, 404, 404, 403, 403),
+		unchanged: func(t *testing.T, w *world) { require.Equal(t, 0, w.pool(t, poolS).Desired) },
+		changed:   func(t *testing.T, w *world, _ principal) { require.Equal(t, 1, w.pool(t, poolS).Desired) },
+	}},
+	"DELETE /v1/pools/{name}": {{
+		name: "the pool", method: "DELETE", path: "/v1/pools/" + poolS,
+		want:      guarded(is2xx, 404, 404, 403, 403),
+		unchanged: func(t *testing.T, w *world) { require.True(t, w.hasPool(t, poolS)) },
+		changed:   func(t *testing.T, w *world, _ principal) { require.False(t, w.hasPool(t, poolS)) },
+	}},
 	"GET /v1/tasks/{id}": {
 		{name: "team B's task", method: "GET", path: "/v1/tasks/" + taskB, want: guarded(is2xx, 404, is2xx, is2xx, 403)},
 		{name: "team A's task", method: "GET", path: "/v1/tasks/" + taskA, want: guarded(is2xx, is2xx, 404, is2xx, 403)},

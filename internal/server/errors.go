@@ -91,6 +91,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// writes itself (task logs).
 		code = http.StatusInsufficientStorage
 		body.Error = "the server's disk is full: nothing was accepted; retry once space is freed (" + err.Error() + ")"
+	case errors.Is(err, errNoPools):
+		code = http.StatusNotImplemented
 	case r.Context().Err() != nil:
 		return // the client went away; nobody to answer
 	default:

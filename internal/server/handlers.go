@@ -488,6 +488,10 @@ func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request) (int, any, err
 
 func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) (int, any, error) {
 	out := []api.Node{}
+	inPool := r.URL.Query().Get("pool")
+	if inPool != "" && !job.ValidName(inPool) {
+		return 0, nil, badRequestf("pool", "%q %s", inPool, job.NameRule)
+	}
 	err := s.store.View(r.Context(), func(rd store.Reader) error {
 		ns, err := rd.ListNodes(r.Context())
 		if err != nil {
@@ -504,6 +508,9 @@ func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) (int, any, er
 			count[t.Node]++
 		}
 		for _, n := range ns {
+			if inPool != "" && n.Attributes["pool"] != inPool {
+				continue
+			}
 			out = append(out, toAPINode(n, used[n.Name], count[n.Name]))
 		}
 		return nil

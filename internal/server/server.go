@@ -18,6 +18,7 @@ import (
 
 	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/param"
+	"github.com/drover-dev/drover/internal/pool/manager"
 	"github.com/drover-dev/drover/internal/scheduler"
 	"github.com/drover-dev/drover/internal/store"
 )
@@ -60,6 +61,10 @@ type Config struct {
 	SecureCookies bool
 	// Retention is how long ended runs, their events and logs are kept.
 	Retention scheduler.Retention
+	// Pools runs the pools; nil serves no pools (their routes answer 501).
+	Pools *manager.Manager
+	// Clock tells the time (default: the system's).
+	Clock scheduler.Clock
 }
 
 // Server serves drover's HTTP API and web page.
@@ -70,6 +75,8 @@ type Server struct {
 	log       *slog.Logger
 	version   string
 	retention scheduler.Retention
+	pools     *manager.Manager
+	clock     scheduler.Clock
 	mux       *http.ServeMux
 	// routeList is every route with its guard.
 	routeList []route
@@ -109,7 +116,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger.With("component", "server"),
-		logs: newLogStore(filepath.Join(cfg.DataDir, "logs")), version: cfg.Version, retention: cfg.Retention, mux: http.NewServeMux(),
+		logs: newLogStore(filepath.Join(cfg.DataDir, "logs")), version: cfg.Version, retention: cfg.Retention, pools: cfg.Pools, clock: cfg.Clock, mux: http.NewServeMux(),
 		stopping:   make(chan struct{}),
 		loginUsers: auth.NewLimiter(loginFailuresPerUser, loginWindow),
 		loginAddrs: auth.NewLimiter(loginFailuresPerAddr, loginWindow),
@@ -151,6 +158,7 @@ func (s *Server) routes() {
 	s.paramRoutes()
 	s.templateRoutes()
 	s.runRoutes()
+	s.poolRoutes()
 	s.sessionRoutes()
 	// Unknown routes answer 404 to anyone signed in, 401 to anonymous
 	// callers: they learn nothing of what exists.
@@ -277,6 +285,14 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, grace time.Duration
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// now is the server's time.
+func (s *Server) now() time.Time {
+	if s.clock == nil {
+		return time.Now().UTC()
+	}
+	return s.clock.Now()
+}
 
 // pruneEvery is how often ended runs past their retention are removed.
 const pruneEvery = time.Hour

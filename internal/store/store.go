@@ -14,6 +14,7 @@ import (
 	"github.com/drover-dev/drover/internal/job"
 	"github.com/drover-dev/drover/internal/node"
 	"github.com/drover-dev/drover/internal/param"
+	"github.com/drover-dev/drover/internal/pool"
 	"github.com/drover-dev/drover/internal/task"
 	"github.com/drover-dev/drover/internal/template"
 )
@@ -47,6 +48,7 @@ type Reader interface {
 	TemplateReader
 	RunReader
 	CronReader
+	PoolReader
 }
 
 // Tx reads and writes inside one transaction.
@@ -61,6 +63,7 @@ type Tx interface {
 	TemplateWriter
 	RunWriter
 	CronWriter
+	PoolWriter
 }
 
 // AuthReader reads users, roles, tokens and web sessions.
@@ -140,6 +143,33 @@ type JobWriter interface {
 	// InsertJobVersion adds a version; ErrConflict if it or its
 	// idempotency key exists.
 	InsertJobVersion(ctx context.Context, v job.Version) error
+}
+
+// PoolReader reads pools, their machines and the cluster's settings.
+type PoolReader interface {
+	GetPool(ctx context.Context, name string) (pool.Pool, error)
+	// ListPools lists every pool by name.
+	ListPools(ctx context.Context) ([]pool.Pool, error)
+	GetMachine(ctx context.Context, id string) (pool.Machine, error)
+	// ListMachines lists a pool's machines (every pool's for ""), oldest
+	// launch first; with live, only those not ended.
+	ListMachines(ctx context.Context, pool string, live bool) ([]pool.Machine, error)
+	// GetSetting returns a cluster setting; ErrNotFound if unset.
+	GetSetting(ctx context.Context, key string) (string, error)
+}
+
+// PoolWriter writes pools, machines and settings.
+type PoolWriter interface {
+	// PutPool inserts or replaces a pool.
+	PutPool(ctx context.Context, p pool.Pool) error
+	// DeletePool removes a pool and its machine records; ErrNotFound
+	// if there is none.
+	DeletePool(ctx context.Context, name string) error
+	// PutMachine inserts or replaces a machine record.
+	PutMachine(ctx context.Context, m pool.Machine) error
+	PutSetting(ctx context.Context, key, value string) error
+	// DeleteNode removes a node's record (its machine is gone).
+	DeleteNode(ctx context.Context, name string) error
 }
 
 // RunFilter selects runs of a job, newest first.
