@@ -31,10 +31,6 @@ const (
 	// DefaultReconcileEvery is how often a round also compares the
 	// records with the provider's own list (every round for local).
 	DefaultReconcileEvery = 10 * time.Second
-	// launchGrace is how long a launch record may wait for its machine
-	// to appear in the provider's list before the launch counts as
-	// never made (the server died between record and call).
-	launchGrace = 30 * time.Second
 	// callTimeout bounds one provider call.
 	callTimeout = 2 * time.Minute
 	// SettingCluster is the setting holding the cluster's ID.

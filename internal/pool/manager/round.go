@@ -91,8 +91,10 @@ func (m *Manager) reconcile(ctx context.Context, p pool.Pool, prov provider.Prov
 				return err
 			}
 		case ok:
-		case r.State == pool.Launching && now.Sub(r.LaunchedAt) < launchGrace:
-			// The call may be under way.
+		case r.State == pool.Launching && now.Sub(r.LaunchedAt) < p.StartTimeout:
+			// The call may be under way. A launch whose machine the
+			// provider does not list within start_timeout never
+			// happened (the server died between record and call).
 		case r.State == pool.Launching:
 			r.State, r.Reason, r.EndedAt, r.UpdatedAt = pool.Terminated, "the launch never reached the provider", now, now
 			if err := m.putMachine(ctx, r, event.MachineTerminated, fmt.Sprintf("pool %s: machine %s: %s", p.Name, r.ID, r.Reason)); err != nil {
