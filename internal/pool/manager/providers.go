@@ -66,6 +66,9 @@ type ec2Spec struct {
 	UserData         string            `json:"user_data,omitempty"`
 	// Endpoint is a custom EC2 endpoint (a compatible cloud, or tests).
 	Endpoint string `json:"endpoint,omitempty"`
+	// SSHUser and SSHKeyFile are what `drover node ssh` logs in with.
+	SSHUser    string `json:"ssh_user,omitempty"`
+	SSHKeyFile string `json:"ssh_key_file,omitempty"`
 }
 
 // decodeSpec decodes a pool's node spec strictly: an unknown field is an
