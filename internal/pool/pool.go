@@ -24,10 +24,10 @@ const (
 
 // Defaults and bounds.
 const (
-	DefaultStartTimeout      = 2 * time.Minute
-	DefaultIdleTimeout       = 5 * time.Minute
-	DefaultScaleUpCooldown   = 0
-	DefaultScaleDownCooldown = 30 * time.Second
+	DefaultStartTimeout                    = 2 * time.Minute
+	DefaultIdleTimeout                     = 5 * time.Minute
+	DefaultScaleUpCooldown   time.Duration = 0
+	DefaultScaleDownCooldown time.Duration = 0
 	// DefaultMaxFailures is K: launches in a row that fail (or never
 	// register) before the pool backs off.
 	DefaultMaxFailures = 3
@@ -68,6 +68,20 @@ type Pool struct {
 	UpdatedAt time.Time
 	// Status is what the manager keeps of the pool between rounds.
 	Status Status
+	// Packages are shipped to every node of the pool: one per directory,
+	// the newest.
+	Packages []Package
+}
+
+// Package is a .tar.gz shipped to a pool's nodes (`drover node sync`) and
+// unpacked into To on each; nodes that join later get it at start.
+type Package struct {
+	// SHA256 is the hex SHA-256 of the archive, which the server keeps
+	// under that name.
+	SHA256  string
+	To      string
+	Size    int64
+	AddedAt time.Time
 }
 
 // Status is a pool's run-time record, kept in the store so a restarted

@@ -338,7 +338,7 @@ start_timeout: 30s
 idle_timeout: 10s
 cooldown:
     up: 0s
-    down: 30s
+    down: 0s
 max_failures: 3
 `
 	require.Equal(t, want, string(out))

@@ -162,6 +162,13 @@ func (m *Manager) watch(ctx context.Context, p pool.Pool, prov provider.Provider
 				}
 			}
 		case pool.Draining:
+			if known && !n.Drain {
+				// Chosen before its agent registered: it takes no new
+				// work from now on.
+				if _, err := m.sched.Drain(ctx, r.Node, true); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+			}
 			if w.active[r.Node] == 0 {
 				if err := m.end(ctx, p, prov, r, "", false, "scale-down: drained, no task left"); err != nil {
 					return err
@@ -212,16 +219,23 @@ func (m *Manager) end(ctx context.Context, p pool.Pool, prov provider.Provider, 
 	if !failed {
 		return nil
 	}
-	return m.updatePool(ctx, p.Name, func(q *pool.Pool) {
+	// The event is written after updatePool's transaction: a write
+	// inside it would wait forever for the store's only writer.
+	var backingOff string
+	err := m.updatePool(ctx, p.Name, func(q *pool.Pool) {
 		q.Status.Failures++
 		if q.Status.Failures >= q.MaxFailures {
 			d := backoff(q.Status.Failures - q.MaxFailures)
 			q.Status.BackoffUntil = now.Add(d)
 			q.Status.LastDecision = fmt.Sprintf("%d launches in a row failed (last: %s); no launch before %s",
 				q.Status.Failures, why, q.Status.BackoffUntil.Format(time.RFC3339))
-			_ = m.event(ctx, event.Event{Reason: event.PoolBackoff, Message: "pool " + q.Name + ": " + q.Status.LastDecision})
+			backingOff = "pool " + q.Name + ": " + q.Status.LastDecision
 		}
 	})
+	if err != nil || backingOff == "" {
+		return err
+	}
+	return m.event(ctx, event.Event{Reason: event.PoolBackoff, Message: backingOff})
 }
 
 // backoff is the wait after n failures past the limit: doubling from
