@@ -15,7 +15,7 @@ import (
 
 func newNodeCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Inspect nodes"}
-	cmd.AddCommand(newNodeListCmd(), newNodeDrainCmd(true), newNodeDrainCmd(false), newNodeExecCmd(), newNodeSSHCmd())
+	cmd.AddCommand(newNodeListCmd(), newNodeDrainCmd(true), newNodeDrainCmd(false), newNodeExecCmd(), newNodeSSHCmd(), newNodeSyncCmd())
 	return cmd
 }
 

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -98,6 +99,8 @@ type Agent struct {
 	cred *execdriver.Credential
 	// starting bounds the processes being started at once.
 	starting chan struct{}
+	// pkgs installs the packages of the node's pool (packages.go).
+	pkgs *installer
 }
 
 // New returns an agent.
@@ -156,7 +159,14 @@ func New(cfg Config) (*Agent, error) {
 		attrs["hostname"] = h
 	}
 	maps.Copy(attrs, cfg.Capabilities)
-	return &Agent{
+	fetch := func(ctx context.Context, sum string) (io.ReadCloser, error) {
+		return cfg.Client.Package(ctx, cfg.Name, sum)
+	}
+	pkgs, err := newInstaller(cfg.DataDir, fetch, cfg.Logger.With("component", "agent", "node", cfg.Name))
+	if err != nil {
+		return nil, fmt.Errorf("agent data dir: %w", err)
+	}
+	a := &Agent{
 		cfg: cfg,
 		log: cfg.Logger.With("component", "agent", "node", cfg.Name),
 		info: api.NodeInfo{Name: cfg.Name, Attributes: attrs, Version: cfg.Version,
@@ -166,7 +176,10 @@ func New(cfg Config) (*Agent, error) {
 		tasks:    map[string]*runTask{},
 		recent:   map[string]time.Time{},
 		starting: make(chan struct{}, 2*runtime.NumCPU()),
-	}, nil
+		pkgs:     pkgs,
+	}
+	pkgs.changed = a.changed
+	return a, nil
 }
 
 // Run syncs and runs tasks until ctx ends, then stops every task and
@@ -174,6 +187,11 @@ func New(cfg Config) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.InfoContext(ctx, "agent started", "server", a.cfg.Client.Addr(), "cpu", a.cfg.CPU, "memory", a.cfg.Memory)
 	a.reapLeftovers(ctx)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.pkgs.run(ctx)
+	}()
 	backoff := 100 * time.Millisecond
 	failing := false
 	// lastOK is when the last sync that worked was sent: the server saw
@@ -218,6 +236,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		lastOK, stopped = sent, false
 		backoff = 100 * time.Millisecond
+		a.pkgs.offer(resp.Packages)
 		if a.apply(ctx, resp) {
 			// The server answered at once with nothing new: it repeats
 			// the kill orders of tasks still stopping (SIGTERM sent, the
@@ -278,7 +297,7 @@ func (a *Agent) syncOnce(ctx context.Context, stopAt time.Time) (api.SyncRespons
 // reportLocked builds a sync request with every held task.
 func (a *Agent) reportLocked() api.SyncRequest {
 	a.seq++
-	req := api.SyncRequest{Node: a.info, Seq: a.seq, Tasks: make([]api.TaskStatus, 0, len(a.tasks))}
+	req := api.SyncRequest{Node: a.info, Seq: a.seq, Tasks: make([]api.TaskStatus, 0, len(a.tasks)), Packages: a.pkgs.report()}
 	for _, t := range a.tasks {
 		req.Tasks = append(req.Tasks, t.status)
 	}

@@ -17,6 +17,9 @@ type SyncRequest struct {
 	// Wait is how long the server may hold the call open when it has
 	// nothing to say. Zero answers at once.
 	Wait Duration `json:"wait"`
+	// Packages maps each directory the agent installed a package into to
+	// the package's SHA256 (see [Package]).
+	Packages map[string]string `json:"packages,omitempty"`
 }
 
 // NodeInfo describes the agent's node.
@@ -47,6 +50,9 @@ type SyncResponse struct {
 	Ack []string `json:"ack,omitempty"`
 	// Interval is how soon the agent should sync again when idle.
 	Interval Duration `json:"interval"`
+	// Packages are the packages of the node's pool, newest per directory;
+	// the agent installs those it does not have yet.
+	Packages []Package `json:"packages,omitempty"`
 }
 
 // Assignment tells an agent to run a task.

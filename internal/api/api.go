@@ -184,6 +184,10 @@ type Node struct {
 	Tasks      int               `json:"tasks"`
 	Version    string            `json:"version,omitempty"`
 	LastSeen   time.Time         `json:"last_seen"`
+	// Packages maps each directory a package was installed into on the
+	// node to its SHA256, as the node's agent last reported (see
+	// [Package]).
+	Packages map[string]string `json:"packages,omitempty"`
 }
 
 // Event is an entry of the event history.

@@ -544,6 +544,7 @@ func TestS15OversizeBodies(t *testing.T) {
 		"PUT /v1/params/{role}/{name}": server.MaxParamBody, "PUT /v1/templates/{role}/{env}/{name}": server.MaxTemplateBody,
 		"POST /v1/templates/{role}/{env}/{name}/launch": server.MaxLaunchBody,
 		"POST /v1/pools": server.MaxPoolBody, "PUT /v1/pools/{name}": server.MaxPoolBody,
+		"PUT /v1/pools/{name}/packages": server.MaxPackageBody,
 	}
 	for _, pattern := range w.srv.Routes() {
 		if strings.HasPrefix(pattern, "GET ") {

@@ -668,6 +668,19 @@ var matrix = map[string][]matrixCase{
 		unchanged: func(t *testing.T, w *world) { require.Equal(t, 0, w.pool(t, poolS).Desired) },
 		changed:   func(t *testing.T, w *world, _ principal) { require.Equal(t, 1, w.pool(t, poolS).Desired) },
 	}},
+	"PUT /v1/pools/{name}/packages": {{
+		name: "the pool", method: "PUT", path: "/v1/pools/" + poolS + "/packages?to=" + matrixPackageDir, body: matrixPackage,
+		want:      guarded(is2xx, 404, 404, 403, 403),
+		unchanged: func(t *testing.T, w *world) { require.Empty(t, w.pool(t, poolS).Packages) },
+		changed: func(t *testing.T, w *world, _ principal) {
+			require.Equal(t, []string{matrixPackageSHA}, []string{w.pool(t, poolS).Packages[0].SHA256})
+		},
+	}},
+	"GET /v1/agent/packages/{sha256}": {{
+		name: "a package of the agent's node's pool", method: "GET", path: "/v1/agent/packages/" + matrixPackageSHA + "?node=n3",
+		want: guarded(403, 403, 403, 403, is2xx), prepare: prepareAgentPackage,
+		check: func(t *testing.T, _ *world, _ principal, body []byte) { require.Equal(t, matrixPackage, string(body)) },
+	}},
 	"DELETE /v1/pools/{name}": {{
 		name: "the pool", method: "DELETE", path: "/v1/pools/" + poolS,
 		want:      guarded(is2xx, 404, 404, 403, 403),

@@ -511,7 +511,9 @@ func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) (int, any, er
 			if inPool != "" && n.Attributes["pool"] != inPool {
 				continue
 			}
-			out = append(out, toAPINode(n, used[n.Name], count[n.Name]))
+			an := toAPINode(n, used[n.Name], count[n.Name])
+			an.Packages = s.pkgs.reported(n.Name)
+			out = append(out, an)
 		}
 		return nil
 	})
@@ -576,6 +578,9 @@ func (s *Server) agentSync(w http.ResponseWriter, r *http.Request) (int, any, er
 	}
 	resp := toAPIOrders(orders)
 	resp.Interval = api.Duration(DefaultSyncInterval)
+	if err := s.syncPackages(r.Context(), req, &resp); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, resp, nil
 }
 

@@ -26,6 +26,7 @@ func (s *Server) poolRoutes() {
 	s.handle("PUT /v1/pools/{name}", mayPool(auth.VerbWrite), s.wrap(s.updatePool))
 	s.handle("POST /v1/pools/{name}/scale", mayPool(auth.VerbWrite), s.wrap(s.scalePool))
 	s.handle("DELETE /v1/pools/{name}", mayPool(auth.VerbWrite), s.wrap(s.destroyPool))
+	s.packageRoutes()
 }
 
 // mayPool lets in users holding verb on the pool named in the path; who

@@ -76,6 +76,7 @@ type Server struct {
 	version   string
 	retention scheduler.Retention
 	pools     *manager.Manager
+	pkgs      *packageStore
 	clock     scheduler.Clock
 	mux       *http.ServeMux
 	// routeList is every route with its guard.
@@ -117,6 +118,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger.With("component", "server"),
 		logs: newLogStore(filepath.Join(cfg.DataDir, "logs")), version: cfg.Version, retention: cfg.Retention, pools: cfg.Pools, clock: cfg.Clock, mux: http.NewServeMux(),
+		pkgs:       newPackageStore(cfg.DataDir),
 		stopping:   make(chan struct{}),
 		loginUsers: auth.NewLimiter(loginFailuresPerUser, loginWindow),
 		loginAddrs: auth.NewLimiter(loginFailuresPerAddr, loginWindow),

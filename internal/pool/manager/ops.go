@@ -62,6 +62,7 @@ func (m *Manager) Update(ctx context.Context, p pool.Pool) (pool.Pool, error) {
 			return job.Fieldf("provider", "pool %s uses %s; a pool cannot change provider (destroy it and create it again)", p.Name, old.Provider)
 		}
 		p.CreatedAt, p.UpdatedAt, p.Status = old.CreatedAt, now, old.Status
+		p.Packages = old.Packages // shipped by node sync, not part of the pool file
 		if err := tx.PutPool(ctx, p); err != nil {
 			return err
 		}

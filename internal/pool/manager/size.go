@@ -174,15 +174,22 @@ func (m *Manager) launch(ctx context.Context, p pool.Pool, prov provider.Provide
 			return err
 		}
 		capacity := errors.Is(err, provider.ErrCapacity)
-		return m.updatePool(ctx, p.Name, func(q *pool.Pool) {
+		// The event is written after updatePool's transaction: a write
+		// inside it would wait forever for the store's only writer.
+		var backingOff string
+		uerr := m.updatePool(ctx, p.Name, func(q *pool.Pool) {
 			q.Status.Failures++
 			if capacity || q.Status.Failures >= q.MaxFailures {
 				q.Status.BackoffUntil = now.Add(backoff(max(0, q.Status.Failures-q.MaxFailures)))
 				q.Status.LastDecision = fmt.Sprintf("launch failed (%d in a row): %v; no launch before %s",
 					q.Status.Failures, err, q.Status.BackoffUntil.Format(time.RFC3339))
-				_ = m.event(ctx, event.Event{Reason: event.PoolBackoff, Message: "pool " + q.Name + ": " + q.Status.LastDecision})
+				backingOff = "pool " + q.Name + ": " + q.Status.LastDecision
 			}
 		})
+		if uerr != nil || backingOff == "" {
+			return uerr
+		}
+		return m.event(ctx, event.Event{Reason: event.PoolBackoff, Message: backingOff})
 	}
 	r.State, r.ProviderID, r.Address, r.UpdatedAt = pool.Starting, pm.ID, pm.Address, now
 	if pm.Node != "" {

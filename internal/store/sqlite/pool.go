@@ -44,6 +44,10 @@ func (t *tx) ListPools(ctx context.Context) ([]pool.Pool, error) {
 }
 
 func (t *tx) PutPool(ctx context.Context, p pool.Pool) error {
+	// The definition is JSON, which keeps a time's zone; the store hands
+	// every time back in UTC, so it writes them in UTC.
+	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	p.Status.BackoffUntil, p.Status.LastScaleUp, p.Status.LastDown = p.Status.BackoffUntil.UTC(), p.Status.LastScaleUp.UTC(), p.Status.LastDown.UTC()
 	def, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encode pool %s: %w", p.Name, err)
