@@ -45,6 +45,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"Auth", authCases()},
 		{"Param", paramCases()},
 		{"Template", templateCases()},
+		{"Pool", poolCases()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
