@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/drover-dev/drover/internal/pool"
 )
@@ -48,6 +49,10 @@ func (t *tx) PutPool(ctx context.Context, p pool.Pool) error {
 	// every time back in UTC, so it writes them in UTC.
 	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
 	p.Status.BackoffUntil, p.Status.LastScaleUp, p.Status.LastDown = p.Status.BackoffUntil.UTC(), p.Status.LastScaleUp.UTC(), p.Status.LastDown.UTC()
+	p.Packages = slices.Clone(p.Packages)
+	for i := range p.Packages {
+		p.Packages[i].AddedAt = p.Packages[i].AddedAt.UTC()
+	}
 	def, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encode pool %s: %w", p.Name, err)
