@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -127,6 +128,21 @@ task:
 	// heartbeat (grace 3s) and its share go to the other, which is fine.
 	require.NotEmpty(t, used)
 	t.Logf("tasks ran on %d of the pool's 2 hosts", len(used))
+
+	// drover node ssh reaches a node with the pool's ssh settings (its
+	// host, port, key and known_hosts), by name and as POOL/N.
+	if _, err := exec.LookPath("ssh"); err == nil {
+		for _, target := range []string{nodes[0], "hosts/1"} {
+			out, err := pf.drover("node", "ssh", target, "--", "echo", "hello", "from", "$(hostname)")
+			require.NoError(t, err, "node ssh %s: %s", target, out)
+			require.Contains(t, out, "hello from ", "node ssh %s", target)
+		}
+		out, err := pf.drover("node", "ssh", "nosuch")
+		require.Error(t, err)
+		require.Contains(t, out, `no machine of any pool is "nosuch"`)
+	} else {
+		t.Log("NOT TESTED: drover node ssh (no ssh client; Debian: openssh-client)")
+	}
 
 	destroyStart := time.Now()
 	pf.destroyPool("hosts")
