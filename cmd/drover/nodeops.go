@@ -287,6 +287,9 @@ func sshTargetOf(p api.Pool, m api.Machine) (sshTarget, error) {
 			if t.user == "" {
 				t.user = str(defaults, "user")
 			}
+			if t.user == "" {
+				t.user = "root" // the ssh provider's default
+			}
 			if t.keyFile == "" {
 				t.keyFile = str(defaults, "key_file")
 			}

@@ -185,8 +185,9 @@ func newPoolDestroyCmd() *cobra.Command {
 		Use:   "destroy NAME",
 		Short: "Delete a pool and terminate its machines",
 		Long: `Delete a pool and terminate its machines. Without --force the server
-refuses while the pool's nodes run tasks; with it, those tasks are lost and
-rescheduled elsewhere as their jobs allow.`,
+refuses while the pool has any machine; with it, it drains and terminates
+them and waits until the provider lists none: their unfinished tasks are
+LOST and rescheduled elsewhere as their jobs' reschedule budgets allow.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkPoolName(args[0]); err != nil {

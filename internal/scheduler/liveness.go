@@ -228,3 +228,53 @@ func (s *Scheduler) Drain(ctx context.Context, name string, drain bool) (node.No
 	}
 	return out, nil
 }
+
+// NodeGone declares a node DOWN at once because its machine is being
+// terminated (a pool's destroy --force, a dead machine): its unfinished
+// tasks are LOST and rescheduled within their budgets, as after a missed
+// heartbeat, instead of ending KILLED when the agent stops them. A node
+// that is unknown or already DOWN changes nothing.
+func (s *Scheduler) NodeGone(ctx context.Context, name, why string) error {
+	err := s.store.Update(ctx, func(tx store.Tx) error {
+		n, err := tx.GetNode(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		now := s.clock.Now()
+		if n.State != node.Down {
+			n.State = node.Down
+			if err := tx.PutNode(ctx, n); err != nil {
+				return err
+			}
+			if err := tx.InsertEvents(ctx, event.Event{At: now, Node: name, Reason: event.NodeDown, Message: why}); err != nil {
+				return err
+			}
+		}
+		ts, err := tx.ListTasks(ctx, store.TaskFilter{Node: name, States: []task.State{task.Assigned, task.Starting, task.Running}})
+		if err != nil {
+			return err
+		}
+		touched := map[RunKey]bool{}
+		for _, t := range ts {
+			if err := s.lose(ctx, tx, t, now, event.NodeDown, fmt.Sprintf("node %s is gone: %s", name, why)); err != nil {
+				return err
+			}
+			touched[RunKey{t.Job, t.Run}] = true
+		}
+		for rk := range touched {
+			if err := s.finishRunIfDone(ctx, tx, rk.Job, rk.Run); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s gone: %w", name, err)
+	}
+	s.broadcast(name)
+	s.Wake()
+	return nil
+}

@@ -736,7 +736,7 @@ func TestDestroy(t *testing.T) {
 
 	err := b.mgr.Destroy(b.ctx, "fixed", false)
 	require.ErrorIs(t, err, store.ErrConflict)
-	require.ErrorContains(t, err, "pool fixed has 2 machines")
+	require.ErrorContains(t, err, "pool fixed still has 2 machines")
 	require.Len(t, b.withState(t, "fixed", pool.Ready), 2, "a refused destroy changes nothing")
 	require.Len(t, b.cloud.running(), 2)
 

@@ -153,7 +153,7 @@ func (m *Manager) Destroy(ctx context.Context, name string, force bool) error {
 		}
 	}
 	if len(live) > 0 && !force {
-		return &scheduler.ConflictError{Msg: fmt.Sprintf("pool %s has %d machines; scale it to 0 first, or destroy it with --force (drains and terminates them)", name, len(live))}
+		return &scheduler.ConflictError{Msg: fmt.Sprintf("pool %s still has %d machines; destroy it with --force to terminate them (their unfinished tasks are rescheduled elsewhere)", name, len(live))}
 	}
 	prov, err := m.provider(ctx, p)
 	if err != nil {

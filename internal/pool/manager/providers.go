@@ -102,7 +102,10 @@ func Providers(dataDir string) ProviderFactory {
 				return nil, err
 			}
 			cfg := sshprov.Config{KnownHostsFile: s.KnownHostsFile, Defaults: s.Defaults.host(), DialTimeout: 10 * time.Second}
-			for _, h := range s.Hosts {
+			for i, h := range s.Hosts {
+				if _, ok := h.Capabilities[pool.AttrPool]; ok {
+					return nil, job.Fieldf(fmt.Sprintf("node.hosts[%d].capabilities.pool", i), "is set by drover to the pool's name")
+				}
 				cfg.Hosts = append(cfg.Hosts, h.host())
 			}
 			prov, err := sshprov.New(cfg)

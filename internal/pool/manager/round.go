@@ -199,6 +199,13 @@ func (m *Manager) end(ctx context.Context, p pool.Pool, prov provider.Provider, 
 	if providerID != "" {
 		id = providerID
 	}
+	if r.Node != "" {
+		// Its tasks are LOST and rescheduled now, not KILLED by the
+		// agent stopping with its machine.
+		if err := m.sched.NodeGone(ctx, r.Node, fmt.Sprintf("its machine %s of pool %s is terminated: %s", r.ID, p.Name, why)); err != nil {
+			return err
+		}
+	}
 	if id != "" {
 		tctx, cancel := context.WithTimeout(ctx, callTimeout)
 		err := prov.Terminate(tctx, id)

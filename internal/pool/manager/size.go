@@ -100,6 +100,18 @@ func (m *Manager) size(ctx context.Context, name string, prov provider.Provider,
 			if err := m.launch(ctx, p, prov); err != nil {
 				return err
 			}
+			// A failure may have started a backoff: no more launches.
+			var q pool.Pool
+			if err := m.store.View(ctx, func(r store.Reader) error {
+				var err error
+				q, err = r.GetPool(ctx, name)
+				return err
+			}); err != nil {
+				return err
+			}
+			if m.clock.Now().Before(q.Status.BackoffUntil) {
+				break
+			}
 		}
 	case want < l.Live:
 		if now.Sub(p.Status.LastDown) < p.ScaleDownCooldown {
