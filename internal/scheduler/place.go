@@ -84,6 +84,14 @@ func Place(s Snapshot) Plan {
 				unmet = append(unmet, fmt.Sprintf("%s (not in pool %s)", n.Node.Name, spec.Pool))
 				continue
 			}
+			// A pool's nodes are for the work that chose the pool (by
+			// name or by constraints) or a node: work that constrains
+			// nothing stays off them, so it never keeps them busy (and
+			// the pool growing) for work it was not launched for.
+			if p := n.Node.Attributes["pool"]; p != "" && spec.Pool == "" && spec.Node == "" && len(spec.Constraints) == 0 {
+				unmet = append(unmet, fmt.Sprintf("%s (in pool %s, which the job does not choose)", n.Node.Name, p))
+				continue
+			}
 			if c, ok := firstUnmet(spec.Constraints, n.Node.Attributes); !ok {
 				unmet = append(unmet, fmt.Sprintf("%s (%s)", n.Node.Name, c))
 				continue

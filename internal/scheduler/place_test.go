@@ -97,6 +97,33 @@ func TestPlace(t *testing.T) {
 			want: scheduler.Plan{Unplaced: map[string]string{"t1": "not enough free resources (cpu 1000, memory 67108864) on mine"}},
 		},
 		{
+			name: "work that chooses no pool stays off a pool's nodes",
+			snap: scheduler.Snapshot{
+				Pending: []task.Task{pending("t1", keyB, 100)},
+				Nodes:   []scheduler.NodeCapacity{capacity("burst-1", 4000, map[string]string{"pool": "burst"}), capacity("n1", 500, nil)},
+				Specs:   specs(),
+			},
+			want: scheduler.Plan{Placements: []scheduler.Placement{{TaskID: "t1", Node: "n1"}}},
+		},
+		{
+			name: "work that chooses a pool by constraint may run there",
+			snap: scheduler.Snapshot{
+				Pending: []task.Task{pending("t1", keyA, 100)},
+				Nodes:   []scheduler.NodeCapacity{capacity("burst-1", 4000, map[string]string{"pool": "burst", "os": "linux"}), capacity("n1", 500, linux)},
+				Specs:   specs(osLinux),
+			},
+			want: scheduler.Plan{Placements: []scheduler.Placement{{TaskID: "t1", Node: "burst-1"}}},
+		},
+		{
+			name: "a pool's nodes alone cannot take work that chooses no pool, and it says why",
+			snap: scheduler.Snapshot{
+				Pending: []task.Task{pending("t1", keyB, 100)},
+				Nodes:   []scheduler.NodeCapacity{capacity("burst-1", 4000, map[string]string{"pool": "burst"})},
+				Specs:   specs(),
+			},
+			want: scheduler.Plan{Unplaced: map[string]string{"t1": "constraint not met on burst-1 (in pool burst, which the job does not choose)"}},
+		},
+		{
 			name: "nothing pending",
 			snap: scheduler.Snapshot{Nodes: []scheduler.NodeCapacity{capacity("n1", 1000, nil)}, Specs: specs()},
 			want: scheduler.Plan{},
