@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-dev/drover/internal/api"
+	"github.com/drover-dev/drover/internal/sshdtest"
 )
 
 // TestPoolSSH is the ssh provider through a pool, against real OpenSSH
@@ -26,19 +27,19 @@ import (
 // dirs show.
 func TestPoolSSH(t *testing.T) {
 	skipIfShort(t)
-	skipWithoutSSHD(t)
+	sshdtest.SkipIfMissing(t)
 	pf := newPoolFault(t)
 	// The sshds' own files stay out of the cluster's directory, whose
 	// processes the cluster's cleanup kills and counts as leaks.
 	sshDir := t.TempDir()
 	clientKey := filepath.Join(sshDir, "client_ed25519")
-	authorized := writeSSHKey(t, clientKey)
-	hosts := []*testSSHD{
-		startTestSSHD(t, filepath.Join(sshDir, "h1"), authorized),
-		startTestSSHD(t, filepath.Join(sshDir, "h2"), authorized),
+	authorized := sshdtest.WriteKey(t, clientKey)
+	hosts := []*sshdtest.Server{
+		sshdtest.Start(t, filepath.Join(sshDir, "h1"), authorized),
+		sshdtest.Start(t, filepath.Join(sshDir, "h2"), authorized),
 	}
 	knownHosts := filepath.Join(sshDir, "known_hosts")
-	require.NoError(t, os.WriteFile(knownHosts, []byte(hosts[0].knownHostsLine()+"\n"+hosts[1].knownHostsLine()+"\n"), 0o600))
+	require.NoError(t, os.WriteFile(knownHosts, []byte(hosts[0].KnownHostsLine()+"\n"+hosts[1].KnownHostsLine()+"\n"), 0o600))
 	// The hosts' work dirs are in the cluster's directory: the agents
 	// started there are the cluster's processes.
 	workDirs := []string{filepath.Join(pf.dir, "hosts", "h1"), filepath.Join(pf.dir, "hosts", "h2")}
@@ -57,7 +58,7 @@ max: 2
 policy: {fixed: {size: 2}}
 start_timeout: 30s
 capabilities: {site: adhoc}
-`, knownHosts, clientKey, hosts[0].port, workDirs[0], hosts[1].port, workDirs[1]))
+`, knownHosts, clientKey, hosts[0].Port, workDirs[0], hosts[1].Port, workDirs[1]))
 	require.Equal(t, "ssh", created.Provider)
 	require.Equal(t, 2, created.Desired)
 

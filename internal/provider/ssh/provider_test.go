@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/drover-dev/drover/internal/provider"
+	"github.com/drover-dev/drover/internal/sshdtest"
 )
 
 // stopTimeout bounds a Terminate in the tests: the agent's own SIGTERM
@@ -26,7 +27,7 @@ type fleet struct {
 	dir        string
 	keyFile    string
 	knownHosts string
-	hosts      [2]*sshd
+	hosts      [2]*sshdtest.Server
 	workDirs   [2]string
 }
 
@@ -38,7 +39,7 @@ func setupFleet(t *testing.T) *fleet {
 	var lines []string
 	for i := range f.hosts {
 		f.hosts[i] = startSSHD(t, user)
-		lines = append(lines, f.hosts[i].knownHostsLine())
+		lines = append(lines, f.hosts[i].KnownHostsLine())
 		f.workDirs[i] = filepath.Join(f.dir, "host"+strconv.Itoa(i), "work")
 	}
 	f.knownHosts = filepath.Join(f.dir, "known_hosts")
@@ -57,8 +58,8 @@ func setupFleet(t *testing.T) *fleet {
 func (f *fleet) config(t *testing.T) Config {
 	return Config{
 		Hosts: []Host{
-			{Address: "127.0.0.1", Port: f.hosts[0].port, WorkDir: f.workDirs[0], Capabilities: map[string]string{"rack": "a"}},
-			{Address: "127.0.0.1", Port: f.hosts[1].port, WorkDir: f.workDirs[1], Name: "beta"},
+			{Address: "127.0.0.1", Port: f.hosts[0].Port, WorkDir: f.workDirs[0], Capabilities: map[string]string{"rack": "a"}},
+			{Address: "127.0.0.1", Port: f.hosts[1].Port, WorkDir: f.workDirs[1], Name: "beta"},
 		},
 		Defaults:       Host{KeyFile: f.keyFile},
 		KnownHostsFile: f.knownHosts,
@@ -129,11 +130,11 @@ func TestLaunchListTerminate(t *testing.T) {
 	p, err := New(f.config(t))
 	require.NoError(t, err)
 	ctx := context.Background()
-	node0 := "127.0.0.1-" + strconv.Itoa(f.hosts[0].port)
+	node0 := "127.0.0.1-" + strconv.Itoa(f.hosts[0].Port)
 
 	m1, err := p.Launch(ctx, request(srv, "i1"))
 	require.NoError(t, err)
-	require.Equal(t, "root@127.0.0.1:"+strconv.Itoa(f.hosts[0].port)+"/test", m1.ID)
+	require.Equal(t, "root@127.0.0.1:"+strconv.Itoa(f.hosts[0].Port)+"/test", m1.ID)
 	require.Equal(t, node0, m1.Node, "the host's own name, not the proposed one")
 	require.Equal(t, provider.Running, m1.State)
 
@@ -281,14 +282,14 @@ func TestHostKeyRefused(t *testing.T) {
 	t.Parallel()
 	f := setupFleet(t)
 	otherKey := newKey(t, filepath.Join(f.dir, "other_host_key"))
-	addr := "127.0.0.1:" + strconv.Itoa(f.hosts[0].port)
+	addr := "127.0.0.1:" + strconv.Itoa(f.hosts[0].Port)
 	tests := []struct {
 		name       string
 		knownHosts string
 		want       string
 	}{
-		{"unknown", f.hosts[1].knownHostsLine() + "\n", "host " + addr + ": unknown host key ssh-ed25519 SHA256:"},
-		{"changed", knownHostsLineFor(addr, otherKey) + "\n", "host " + addr + ": host key changed"},
+		{"unknown", f.hosts[1].KnownHostsLine() + "\n", "host " + addr + ": unknown host key ssh-ed25519 SHA256:"},
+		{"changed", sshdtest.KnownHostsLine(addr, otherKey) + "\n", "host " + addr + ": host key changed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
