@@ -107,9 +107,9 @@ func (h *host) addr() string { return net.JoinHostPort(h.Address, strconv.Itoa(h
 func (cfg Config) withDefaults() (Config, []*host, error) {
 	var errs []error
 	if cfg.KnownHostsFile == "" {
-		errs = append(errs, errors.New("knownhostsfile: required (the provider never trusts an unknown host key)"))
+		errs = append(errs, errors.New("known_hosts_file: required (the provider never trusts an unknown host key)"))
 	} else if _, err := knownhosts.New(cfg.KnownHostsFile); err != nil {
-		errs = append(errs, fmt.Errorf("knownhostsfile: %w", err))
+		errs = append(errs, fmt.Errorf("known_hosts_file: %w", err))
 	}
 	if cfg.Binary == "" {
 		exe, err := os.Executable()
@@ -180,7 +180,7 @@ func (cfg Config) withDefaults() (Config, []*host, error) {
 			}
 		}
 		if strings.ContainsAny(h.WorkDir, "\r\n") {
-			errs = append(errs, fmt.Errorf("%s: %q holds a line break", field("workdir"), h.WorkDir))
+			errs = append(errs, fmt.Errorf("%s: %q holds a line break", field("work_dir"), h.WorkDir))
 		}
 		if h.Name == "" {
 			h.Name = derivedName(h.Address, h.Port)
@@ -191,14 +191,14 @@ func (cfg Config) withDefaults() (Config, []*host, error) {
 			h.KeyFile = cfg.Defaults.KeyFile
 		}
 		if h.KeyFile == "" {
-			errs = append(errs, fmt.Errorf("%s: required (here or in defaults.keyfile)", field("keyfile")))
+			errs = append(errs, fmt.Errorf("%s: required (here or in defaults.key_file)", field("key_file")))
 		} else if s, ok := signers[h.KeyFile]; ok {
 			h.signer = s
 		} else if !keyErrs[h.KeyFile] {
 			s, err := readSigner(h.KeyFile)
 			if err != nil {
 				keyErrs[h.KeyFile] = true
-				errs = append(errs, fmt.Errorf("%s: %w", field("keyfile"), err))
+				errs = append(errs, fmt.Errorf("%s: %w", field("key_file"), err))
 			} else {
 				signers[h.KeyFile] = s
 				h.signer = s

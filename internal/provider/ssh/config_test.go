@@ -31,8 +31,8 @@ func TestNewValidates(t *testing.T) {
 		change func(*Config)
 		want   []string // every one must be in the error
 	}{
-		{"no known hosts file", func(c *Config) { c.KnownHostsFile = "" }, []string{"knownhostsfile: required"}},
-		{"missing known hosts file", func(c *Config) { c.KnownHostsFile = filepath.Join(dir, "nope") }, []string{"knownhostsfile: open"}},
+		{"no known hosts file", func(c *Config) { c.KnownHostsFile = "" }, []string{"known_hosts_file: required"}},
+		{"missing known hosts file", func(c *Config) { c.KnownHostsFile = filepath.Join(dir, "nope") }, []string{"known_hosts_file: open"}},
 		{"no hosts", func(c *Config) { c.Hosts = nil }, []string{"hosts: at least one host is required"}},
 		{"port out of range", func(c *Config) { c.Hosts[1].Port = 70000 }, []string{"hosts[1].port: 70000 is out of range"}},
 		{"no address", func(c *Config) { c.Hosts[0].Address = "" }, []string{"hosts[0].address: required"}},
@@ -40,9 +40,9 @@ func TestNewValidates(t *testing.T) {
 		{"bad name", func(c *Config) { c.Hosts[1].Name = "Web 1" }, []string{`hosts[1].name: "Web 1" must match [a-z0-9_.-]+`}},
 		{"same name", func(c *Config) { c.Hosts[1].Name = "10.0.0.1" }, []string{`hosts[1].name: "10.0.0.1" is also the name of hosts[0]`}},
 		{"same host", func(c *Config) { c.Hosts[1] = Host{Address: "10.0.0.1", Name: "other"} }, []string{"hosts[1]: root@10.0.0.1:22 is also hosts[0]"}},
-		{"no key", func(c *Config) { c.Defaults.KeyFile = "" }, []string{"hosts[0].keyfile: required", "hosts[1].keyfile: required"}},
-		{"unreadable key", func(c *Config) { c.Hosts[1].KeyFile = filepath.Join(dir, "nope") }, []string{"hosts[1].keyfile: open"}},
-		{"not a key", func(c *Config) { c.Hosts[0].KeyFile = notKey }, []string{"hosts[0].keyfile: parse " + notKey}},
+		{"no key", func(c *Config) { c.Defaults.KeyFile = "" }, []string{"hosts[0].key_file: required", "hosts[1].key_file: required"}},
+		{"unreadable key", func(c *Config) { c.Hosts[1].KeyFile = filepath.Join(dir, "nope") }, []string{"hosts[1].key_file: open"}},
+		{"not a key", func(c *Config) { c.Hosts[0].KeyFile = notKey }, []string{"hosts[0].key_file: parse " + notKey}},
 		{"missing binary", func(c *Config) { c.Binary = filepath.Join(dir, "nope") }, []string{"binary: stat"}},
 		{"negative timeout", func(c *Config) { c.DialTimeout = -1 }, []string{"dialtimeout: -1ns is negative"}},
 		{"several at once", func(c *Config) { c.Hosts[0].Port = -1; c.Hosts[1].User = "a b" }, []string{"hosts[0].port: -1 is out of range", `hosts[1].user: "a b" is not a user name`}},
