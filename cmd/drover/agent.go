@@ -22,7 +22,7 @@ func newAgentCmd() *cobra.Command {
 		caps                                    []string
 		cpu                                     int64
 		parentPID                               int
-		syncWait, stopAfter                     time.Duration
+		syncWait, stopAfter, keepSandboxes      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -64,7 +64,7 @@ An https --server is verified with the system's roots, or with --ca.`,
 			a, err := agent.New(agent.Config{
 				Client: c, DataDir: data, Name: name, Capabilities: capabilities,
 				CPU: cpu, Memory: mem, Logger: newLogger(logLevel), Version: version,
-				SyncWait: syncWait, StopAfter: stopAfter, TaskUser: taskUser,
+				SyncWait: syncWait, StopAfter: stopAfter, TaskUser: taskUser, KeepSandboxes: keepSandboxes,
 			})
 			if err != nil {
 				return err
@@ -88,6 +88,7 @@ An https --server is verified with the system's roots, or with --ca.`,
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	cmd.Flags().DurationVar(&syncWait, "sync-interval", agent.DefaultSyncWait, "heartbeat: the longest the agent goes between syncs (the server holds an idle sync this long)")
 	cmd.Flags().DurationVar(&stopAfter, "stop-after", agent.DefaultStopAfter, "cut off from the server this long, the agent kills its tasks (the server has rescheduled them)")
+	cmd.Flags().DurationVar(&keepSandboxes, "keep-sandboxes", agent.DefaultKeepSandboxes, "keep an ended task's sandbox this long after its last change (negative: forever)")
 	cmd.Flags().IntVar(&parentPID, "parent-pid", 0, "stop when this process is no longer the parent (set by 'drover dev')")
 	_ = cmd.Flags().MarkHidden("parent-pid")
 	return cmd

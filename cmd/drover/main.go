@@ -105,7 +105,7 @@ var envFlags = map[string]bool{
 	"tls-cert": true, "tls-key": true, "insecure-http": true, "secure-cookies": true,
 	"node-grace": true, "start-timeout": true, "stop-after": true, "sync-interval": true,
 	"capability": true, "cpu": true, "memory": true, "nodes": true, "task-user": true,
-	"keep-days": true, "keep-runs": true,
+	"keep-days": true, "keep-runs": true, "keep-sandboxes": true,
 }
 
 // flagsFromEnv fills the [envFlags] the user did not set from DROVER_<NAME>.

@@ -77,9 +77,12 @@ type Config struct {
 	// StopAfter is how long the agent keeps its tasks running while it
 	// cannot reach the server; then it kills them.
 	StopAfter time.Duration
-	Log       tasklog.Config
-	Logger    *slog.Logger
-	Version   string
+	// KeepSandboxes is how long an ended task's sandbox stays on the
+	// node (default DefaultKeepSandboxes; negative: forever).
+	KeepSandboxes time.Duration
+	Log           tasklog.Config
+	Logger        *slog.Logger
+	Version       string
 }
 
 // Agent runs tasks on one node.
@@ -123,6 +126,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.StopAfter == 0 {
 		cfg.StopAfter = DefaultStopAfter
+	}
+	if cfg.KeepSandboxes == 0 {
+		cfg.KeepSandboxes = DefaultKeepSandboxes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -187,10 +193,14 @@ func New(cfg Config) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context) error {
 	a.log.InfoContext(ctx, "agent started", "server", a.cfg.Client.Addr(), "cpu", a.cfg.CPU, "memory", a.cfg.Memory)
 	a.reapLeftovers(ctx)
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
 		a.pkgs.run(ctx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		a.pruneLoop(ctx)
 	}()
 	backoff := 100 * time.Millisecond
 	failing := false
