@@ -44,6 +44,9 @@ type DB struct {
 	// connection and reused: parsing each statement again was a third of
 	// the writer's time. A statement seen in a transaction is prepared
 	// after it commits, when the one writer connection is free.
+	// seal encrypts secret parameter values (sealer.go).
+	seal *sealer
+
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
 	want   map[string]bool
@@ -73,7 +76,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	db := &DB{write: w, dir: filepath.Dir(path), stmts: map[string]*sql.Stmt{}, want: map[string]bool{}}
+	seal, err := openSealer(path)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	db := &DB{write: w, dir: filepath.Dir(path), seal: seal, stmts: map[string]*sql.Stmt{}, want: map[string]bool{}}
 	if err := db.migrate(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
@@ -85,7 +93,52 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(4)
 	db.read = r
+	if err := db.sealOld(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("seal the secret parameters of %s: %w", path, err)
+	}
 	return db, nil
+}
+
+// sealOld seals the secret parameter values a store written before sealing
+// holds in clear. (The clear bytes may linger in free pages until SQLite
+// reuses them or a VACUUM.)
+func (db *DB) sealOld(ctx context.Context) error {
+	var roles []string
+	err := db.View(ctx, func(r store.Reader) error {
+		rows, err := r.(*tx).query(ctx, `SELECT role FROM params WHERE secret = 1 AND value NOT LIKE 'sealed:v1:%' GROUP BY role`)
+		if err != nil {
+			return translate(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var role string
+			if err := rows.Scan(&role); err != nil {
+				return translate(err)
+			}
+			roles = append(roles, role)
+		}
+		return translate(rows.Err())
+	})
+	if err != nil || len(roles) == 0 {
+		return err // nothing to write: a store on a full disk still opens
+	}
+	return db.Update(ctx, func(t store.Tx) error {
+		for _, role := range roles {
+			ps, err := t.ListParams(ctx, role)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				if p.Secret {
+					if err := t.PutParam(ctx, p); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // Close closes the database.
@@ -110,7 +163,7 @@ func (db *DB) View(ctx context.Context, fn func(store.Reader) error) error {
 	}
 	// Nothing to commit: ending the transaction only drops the snapshot.
 	defer func() { _ = sqlTx.Rollback() }()
-	return fn(&tx{q: sqlTx})
+	return fn(&tx{q: sqlTx, seal: db.seal})
 }
 
 // Update runs fn in one write transaction and commits if fn returns nil.
@@ -123,7 +176,7 @@ func (db *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 	// otherwise keep the only writer connection, and every later Update
 	// would wait for it forever. After Commit it does nothing.
 	defer func() { _ = sqlTx.Rollback() }()
-	if err := fn(&tx{q: sqlTx, sqlTx: sqlTx, db: db}); err != nil {
+	if err := fn(&tx{q: sqlTx, sqlTx: sqlTx, db: db, seal: db.seal}); err != nil {
 		return db.noSpace(err)
 	}
 	if err := sqlTx.Commit(); err != nil {

@@ -26,6 +26,7 @@ type tx struct {
 	q     querier
 	sqlTx *sql.Tx // set in write transactions
 	db    *DB     // set in write transactions
+	seal  *sealer
 }
 
 // The three query helpers use the writer's prepared statements inside
