@@ -108,6 +108,9 @@ func (s *Server) handle(pattern string, g guard, h http.Handler) {
 			s.writeError(w, r, err)
 			return
 		}
+		if s.limit(w, r) {
+			return
+		}
 		h.ServeHTTP(w, r)
 	}))
 }

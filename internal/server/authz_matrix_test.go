@@ -93,6 +93,9 @@ type world struct {
 type worldConfig struct {
 	logger    *slog.Logger
 	retention scheduler.Retention
+	// writeRate and writeBurst limit each caller's changing calls.
+	writeRate  float64
+	writeBurst int
 	// wrap, if set, wraps the store the server and scheduler use.
 	wrap func(store.Store) store.Store
 }
@@ -182,7 +185,7 @@ func newBareWorld(t testing.TB, cfg worldConfig) *world {
 		Providers: manager.Providers(dir)})
 	require.NoError(t, err)
 	w.srv, err = server.New(server.Config{Store: st, Scheduler: w.sched, DataDir: dir, Logger: cfg.logger, Version: "test",
-		Retention: cfg.retention, Pools: pools, Clock: w.clock})
+		Retention: cfg.retention, Pools: pools, Clock: w.clock, WriteRate: cfg.writeRate, WriteBurst: cfg.writeBurst})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, w.srv.Close()) })
 	return w

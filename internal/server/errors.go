@@ -72,7 +72,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body.Field = fes[0].Field
 	case errors.Is(err, errUnauthenticated) || errors.Is(err, errBadCredentials) || errors.As(err, new(*credentialsError)):
 		code = http.StatusUnauthorized
-	case errors.Is(err, errTooManyLogins):
+	case errors.Is(err, errTooManyLogins) || errors.As(err, new(*tooManyError)):
 		code = http.StatusTooManyRequests
 	case errors.As(err, new(*forbiddenError)) || errors.As(err, new(*scheduler.ForbiddenError)):
 		code = http.StatusForbidden

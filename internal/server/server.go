@@ -65,6 +65,10 @@ type Config struct {
 	Pools *manager.Manager
 	// Clock tells the time (default: the system's).
 	Clock scheduler.Clock
+	// WriteRate and WriteBurst limit each caller's changing calls
+	// (default DefaultWriteRate a second, bursts of DefaultWriteBurst).
+	WriteRate  float64
+	WriteBurst int
 }
 
 // Server serves drover's HTTP API and web page.
@@ -78,6 +82,7 @@ type Server struct {
 	pools     *manager.Manager
 	pkgs      *packageStore
 	clock     scheduler.Clock
+	writes    *writeLimiter
 	mux       *http.ServeMux
 	// routeList is every route with its guard.
 	routeList []route
@@ -117,7 +122,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		store: cfg.Store, sched: cfg.Scheduler, log: cfg.Logger.With("component", "server"),
-		logs: newLogStore(filepath.Join(cfg.DataDir, "logs")), version: cfg.Version, retention: cfg.Retention, pools: cfg.Pools, clock: cfg.Clock, mux: http.NewServeMux(),
+		logs: newLogStore(filepath.Join(cfg.DataDir, "logs")), version: cfg.Version, retention: cfg.Retention, pools: cfg.Pools, clock: cfg.Clock, writes: newWriteLimiter(cfg.WriteRate, cfg.WriteBurst), mux: http.NewServeMux(),
 		pkgs:       newPackageStore(cfg.DataDir),
 		stopping:   make(chan struct{}),
 		loginUsers: auth.NewLimiter(loginFailuresPerUser, loginWindow),
