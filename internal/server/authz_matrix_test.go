@@ -719,6 +719,24 @@ var matrix = map[string][]matrixCase{
 	"GET /ui/tasks/{id}": {{name: "team B's task page", method: "GET", path: "/ui/tasks/" + taskB, want: page(is2xx, 404, is2xx, is2xx, 403)}},
 	"GET /ui/jobs/{role}/{env}/{name}": {
 		{name: "team B's job page", method: "GET", path: "/ui/jobs/" + jobB, want: page(is2xx, 404, is2xx, is2xx, 403)},
+		{name: "team B's job page, run 1", method: "GET", path: "/ui/jobs/" + jobB + "?run=1", want: page(is2xx, 404, is2xx, is2xx, 403),
+			check: func(t *testing.T, _ *world, _ principal, body []byte) { require.Contains(t, string(body), taskB) }},
+		{name: "team B's scheduled job page", method: "GET", path: "/ui/jobs/" + cronB, want: page(is2xx, 404, is2xx, is2xx, 403),
+			check: func(t *testing.T, _ *world, _ principal, body []byte) { require.Contains(t, string(body), "0 2 * * *") }},
+	},
+	"GET /ui/pools": {{
+		name: "pools page", method: "GET", path: "/ui/pools", want: page(is2xx, is2xx, is2xx, is2xx, 403),
+		check: func(t *testing.T, _ *world, p principal, body []byte) {
+			link := `href="/ui/pools/` + poolS + `"`
+			if p == whoAdmin || p == whoViewer {
+				require.Contains(t, string(body), link)
+			} else {
+				require.NotContains(t, string(body), link, "the page shows pool %s only to those who may read it", poolS)
+			}
+		},
+	}},
+	"GET /ui/pools/{name}": {
+		{name: "the pool's page", method: "GET", path: "/ui/pools/" + poolS, want: page(is2xx, 404, 404, is2xx, 403)},
 	},
 	"POST /v1/agent/sync": {{
 		name: "as n1", method: "POST", path: "/v1/agent/sync",

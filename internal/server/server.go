@@ -161,6 +161,8 @@ func (s *Server) routes() {
 	s.handle("GET /{$}", signedIn, s.wrap(s.pageJobs))
 	s.handle("GET /ui/jobs/{role}/{env}/{name}", mayJob(auth.VerbRead), s.wrap(s.pageJob))
 	s.handle("GET /ui/tasks/{id}", signedIn, s.wrap(s.pageTask))
+	s.handle("GET /ui/pools", signedIn, s.wrap(s.pagePools))
+	s.handle("GET /ui/pools/{name}", mayPool(auth.VerbRead), s.wrap(s.pagePool))
 	s.authRoutes()
 	s.paramRoutes()
 	s.templateRoutes()

@@ -4,13 +4,19 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/drover-dev/drover/internal/api"
 	"github.com/drover-dev/drover/internal/auth"
+	"github.com/drover-dev/drover/internal/job"
 	"github.com/drover-dev/drover/internal/store"
 )
 
@@ -23,6 +29,7 @@ var webFiles embed.FS
 var pageFuncs = template.FuncMap{
 	"deref": func(p *int) int { return *p },
 	"bytes": humanBytes,
+	"at":    pageTime,
 }
 
 var pages = map[string]*template.Template{
@@ -31,6 +38,27 @@ var pages = map[string]*template.Template{
 	"task":  template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/task.html")),
 	"login": template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/login.html")),
 	"error": template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/error.html")),
+	"pools": template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/pools.html")),
+	"pool":  template.Must(template.New("").Funcs(pageFuncs).ParseFS(webFiles, "web/layout.html", "web/pool.html")),
+}
+
+// pageTime shows a time (a time.Time or a *time.Time) to the second with
+// its zone, so a schedule's next fire reads in the schedule's own zone;
+// a nil or zero time shows as nothing.
+func pageTime(v any) string {
+	var t time.Time
+	switch x := v.(type) {
+	case time.Time:
+		t = x
+	case *time.Time:
+		if x != nil {
+			t = *x
+		}
+	}
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format("2006-01-02 15:04:05 MST")
 }
 
 func humanBytes(n int64) string {
@@ -164,7 +192,17 @@ func (s *Server) pageJobs(w http.ResponseWriter, r *http.Request) (int, any, err
 			refresh = 2
 		}
 	}
-	return s.render(w, r, "jobs", map[string]any{"Title": "jobs", "Jobs": jobs, "Nodes": nodes, "Refresh": refresh})
+	// One read of every schedule rather than one per job; only the
+	// listed (readable) jobs look theirs up.
+	cs, err := s.sched.Crons(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	next := map[string]*time.Time{}
+	for _, c := range cs {
+		next[c.Entry.Job.String()] = toAPISchedule(c).Next
+	}
+	return s.render(w, r, "jobs", map[string]any{"Title": "jobs", "Jobs": jobs, "Next": next, "Nodes": nodes, "Refresh": refresh})
 }
 
 func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) (int, any, error) {
@@ -172,23 +210,96 @@ func (s *Server) pageJob(w http.ResponseWriter, r *http.Request) (int, any, erro
 	if err != nil {
 		return 0, nil, err
 	}
+	run := 0
+	if v := r.URL.Query().Get("run"); v != "" {
+		if run, err = strconv.Atoi(v); err != nil || run < 1 {
+			return 0, nil, badRequestf("run", "must be a run number (1 or more), not %q", v)
+		}
+	}
 	var aj api.Job
+	runs := []api.Run{}
 	err = s.store.View(r.Context(), func(rd store.Reader) error {
-		aj, err = s.loadJob(r.Context(), rd, key, 0, false)
-		return err
+		if aj, err = s.loadJob(r.Context(), rd, key, run, false); err != nil {
+			return err
+		}
+		rns, err := rd.ListRuns(r.Context(), store.RunFilter{Job: key, Limit: pageRuns})
+		if err != nil {
+			return err
+		}
+		for _, rn := range rns {
+			ar, err := loadRun(r.Context(), rd, rn, false)
+			if err != nil {
+				return err
+			}
+			runs = append(runs, ar)
+		}
+		return nil
 	})
 	if err != nil {
+		return 0, nil, err
+	}
+	data := map[string]any{"Title": key.String(), "Job": aj, "Runs": runs}
+	sch, err := s.schedule(r.Context(), key)
+	var nf *notFoundError
+	switch {
+	case err == nil:
+		data["Schedule"] = sch
+	case !errors.As(err, &nf):
 		return 0, nil, err
 	}
 	_, events, err := s.events(r, store.EventFilter{Job: key.String()}, nil)
 	if err != nil {
 		return 0, nil, err
 	}
-	refresh := 0
-	if aj.State == "RUNNING" {
-		refresh = 2
+	data["Events"] = events
+	if aj.State == string(job.Running) {
+		data["Refresh"] = 2
 	}
-	return s.render(w, r, "job", map[string]any{"Title": key.String(), "Job": aj, "Events": events, "Refresh": refresh})
+	return s.render(w, r, "job", data)
+}
+
+// pageRuns is how many runs, newest first, the job page lists.
+const pageRuns = 20
+
+func (s *Server) pagePools(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	_, pools, err := s.listPools(w, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return s.render(w, r, "pools", map[string]any{"Title": "pools", "Pools": pools})
+}
+
+// machineRow is a pool's machine as the pool page lists it.
+type machineRow struct {
+	api.Machine
+	// Age is how long ago it was launched (to its end, once ended).
+	Age string
+}
+
+func (s *Server) pagePool(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	_, v, err := s.getPool(w, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	p := v.(api.Pool)
+	spec, err := yaml.Marshal(p.Spec)
+	if err != nil {
+		return 0, nil, fmt.Errorf("format pool %s: %w", p.Name, err)
+	}
+	now := s.now()
+	rows := make([]machineRow, 0, len(p.Machines))
+	for _, m := range p.Machines {
+		end := now
+		if m.EndedAt != nil {
+			end = *m.EndedAt
+		}
+		rows = append(rows, machineRow{Machine: m, Age: end.Sub(m.LaunchedAt).Round(time.Second).String()})
+	}
+	data := map[string]any{"Title": "pool " + p.Name, "Pool": p, "Spec": string(spec), "Machines": rows}
+	if p.Actual != p.Desired {
+		data["Refresh"] = 2
+	}
+	return s.render(w, r, "pool", data)
 }
 
 // pageLogTail is how much of each stream the task page shows.
