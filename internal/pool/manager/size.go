@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/drover-dev/drover/internal/event"
@@ -90,7 +91,7 @@ func (m *Manager) size(ctx context.Context, name string, prov provider.Provider,
 		case now.Sub(p.Status.LastScaleUp) < p.ScaleUpCooldown:
 			return m.decide(ctx, name, fmt.Sprintf("%s; wants %d, has %d; scale-up cooldown", why, want, l.Live))
 		}
-		if err := m.decide(ctx, name, fmt.Sprintf("%s: launching %d (has %d, wants %d)", why, want-l.Live, l.Live, want)); err != nil {
+		if err := m.record(ctx, name, fmt.Sprintf("%s: launching %d (has %d, wants %d)", why, want-l.Live, l.Live, want), true); err != nil {
 			return err
 		}
 		if err := m.updatePool(ctx, name, func(q *pool.Pool) { q.Status.LastScaleUp = now }); err != nil {
@@ -133,7 +134,7 @@ func (m *Manager) size(ctx context.Context, name string, prov provider.Provider,
 		if len(victims) == 0 {
 			return m.decide(ctx, name, fmt.Sprintf("%s; wants %d, has %d; no machine is idle (for idle_timeout %s) to remove", why, want, l.Live, p.IdleTimeout))
 		}
-		if err := m.decide(ctx, name, fmt.Sprintf("%s: removing %d idle (has %d, wants %d)", why, len(victims), l.Live, want)); err != nil {
+		if err := m.record(ctx, name, fmt.Sprintf("%s: removing %d idle (has %d, wants %d)", why, len(victims), l.Live, want), true); err != nil {
 			return err
 		}
 		if err := m.updatePool(ctx, name, func(q *pool.Pool) { q.Status.LastDown = now }); err != nil {
@@ -241,21 +242,45 @@ func (m *Manager) updatePool(ctx context.Context, name string, fn func(*pool.Poo
 	})
 }
 
-// decide records the reason of a round's decision; a new reason is an
-// event too.
+// decide records the reason of a round's decision to hold (or why it
+// could not act). A decision of a new kind is an event too; one that
+// differs from the last only in its figures ("7 tasks pending" after "8
+// tasks pending") updates the pool's last decision without one, so a busy
+// queue does not flood the events. Every launch and removal is an event
+// (record with acted).
 func (m *Manager) decide(ctx context.Context, name, why string) error {
+	return m.record(ctx, name, why, false)
+}
+
+// record stores a decision, as an event too when the pool acted on it or
+// its kind is new.
+func (m *Manager) record(ctx context.Context, name, why string, acted bool) error {
 	return m.store.Update(ctx, func(tx store.Tx) error {
 		p, err := tx.GetPool(ctx, name)
 		if err != nil {
 			return err
 		}
-		if p.Status.LastDecision == why {
+		if p.Status.LastDecision == why && !acted {
 			return nil
 		}
+		sameKind := !acted && withoutFigures(p.Status.LastDecision) == withoutFigures(why)
 		p.Status.LastDecision = why
 		if err := tx.PutPool(ctx, p); err != nil {
 			return err
 		}
+		if sameKind {
+			return nil
+		}
 		return tx.InsertEvents(ctx, event.Event{At: m.clock.Now(), Reason: event.PoolDecision, Message: "pool " + name + ": " + why})
 	})
+}
+
+// withoutFigures drops the digits of a decision: what is left is its kind.
+func withoutFigures(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, s)
 }
