@@ -10,6 +10,7 @@ import (
 
 	"github.com/drover-dev/drover/internal/api"
 	"github.com/drover-dev/drover/internal/client"
+	"github.com/drover-dev/drover/internal/jobspec"
 	"github.com/spf13/cobra"
 )
 
@@ -38,26 +39,13 @@ func newNodeListCmd() *cobra.Command {
 				sort.Strings(attrs)
 				t.row(n.Name, orDash(n.Pool), n.State, strconv.Itoa(n.Tasks),
 					fmt.Sprintf("%d/%d", n.Allocated.CPU, n.Capacity.CPU),
-					fmt.Sprintf("%s/%s", sizeText(n.Allocated.Memory), sizeText(n.Capacity.Memory)),
+					fmt.Sprintf("%s/%s", jobspec.HumanSize(n.Allocated.Memory), jobspec.HumanSize(n.Capacity.Memory)),
 					ago(n.LastSeen), strings.Join(attrs, ","))
 			}
 			return t.flush()
 		})
 	cmd.Flags().StringVar(&pool, "pool", "", "list only the nodes of this pool")
 	return cmd
-}
-
-func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func newNodeDrainCmd(drain bool) *cobra.Command {

@@ -17,6 +17,7 @@ import (
 	"github.com/drover-dev/drover/internal/api"
 	"github.com/drover-dev/drover/internal/client"
 	"github.com/drover-dev/drover/internal/job"
+	"github.com/drover-dev/drover/internal/jobspec"
 )
 
 // syncPollEvery is how often node sync --wait looks at the pool's nodes.
@@ -74,7 +75,7 @@ printing each node as it is done, or fails after --timeout.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "package %s (%s) ships to %s on the nodes of pool %s\n", sum, sizeText(size), to, poolName)
+			fmt.Fprintf(out, "package %s (%s) ships to %s on the nodes of pool %s\n", sum, jobspec.HumanSize(size), to, poolName)
 			if !wait {
 				return nil
 			}

@@ -81,3 +81,19 @@ func formatSize(b int64) string {
 	}
 	return strconv.FormatInt(b, 10)
 }
+
+// HumanSize renders b for people to read, in binary units with one
+// decimal ("512B", "1.5KiB", "23.5GiB"); unlike the sizes of job files it
+// is rounded, so ParseSize may not read it back to b.
+func HumanSize(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%dB", b)
+	}
+	div, exp := int64(unit), 0
+	for m := b / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}

@@ -106,3 +106,15 @@ func TestFormatSize(t *testing.T) {
 		})
 	}
 }
+
+func TestHumanSize(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[int64]string{
+		0: "0B", 1023: "1023B", 1024: "1.0KiB", 1536: "1.5KiB",
+		64 << 20: "64.0MiB", 25276510208: "23.5GiB", 3 << 40: "3.0TiB",
+	} {
+		if got := HumanSize(in); got != want {
+			t.Errorf("HumanSize(%d) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/drover-dev/drover/internal/api"
 	"github.com/drover-dev/drover/internal/auth"
 	"github.com/drover-dev/drover/internal/job"
+	"github.com/drover-dev/drover/internal/jobspec"
 	"github.com/drover-dev/drover/internal/store"
 )
 
@@ -28,7 +29,7 @@ var webFiles embed.FS
 
 var pageFuncs = template.FuncMap{
 	"deref": func(p *int) int { return *p },
-	"bytes": humanBytes,
+	"bytes": jobspec.HumanSize,
 	"at":    pageTime,
 }
 
@@ -59,19 +60,6 @@ func pageTime(v any) string {
 		return ""
 	}
 	return t.Format("2006-01-02 15:04:05 MST")
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%dB", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // pagePolicy is every page's Content-Security-Policy: nothing but our own
