@@ -28,6 +28,24 @@ func waitRun(cmd *cobra.Command, c *client.Client, res api.SubmitResponse) error
 	return nil
 }
 
+// startRun makes a run with call (a rerun, a fire, a launch), says so,
+// and with wait follows it to its end.
+func startRun(cmd *cobra.Command, f *clientFlags, wait bool, call func(context.Context, *client.Client) (api.SubmitResponse, error)) error {
+	c, err := f.client()
+	if err != nil {
+		return err
+	}
+	res, err := call(cmd.Context(), c)
+	if err != nil {
+		return err
+	}
+	printSubmitted(cmd.OutOrStdout(), res)
+	if !wait {
+		return nil
+	}
+	return waitRun(cmd, c, res)
+}
+
 func newJobHistoryCmd() *cobra.Command {
 	var limit int
 	cmd := listCmd("history KEY", "List a job's runs, newest first, with every retry and its reason", cobra.ExactArgs(1),
@@ -83,19 +101,9 @@ With --wait, follow the new run until it ends (exit code 3 unless it succeeded).
 			if _, err := job.ParseKey(args[0]); err != nil {
 				return err
 			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			res, err := c.Rerun(cmd.Context(), args[0], api.RerunRequest{Run: run, Instances: instances, Failed: failed})
-			if err != nil {
-				return err
-			}
-			printSubmitted(cmd.OutOrStdout(), res)
-			if !wait {
-				return nil
-			}
-			return waitRun(cmd, c, res)
+			return startRun(cmd, &f, wait, func(ctx context.Context, c *client.Client) (api.SubmitResponse, error) {
+				return c.Rerun(ctx, args[0], api.RerunRequest{Run: run, Instances: instances, Failed: failed})
+			})
 		},
 	}
 	f.register(cmd, false)
@@ -165,19 +173,9 @@ func newCronRunCmd() *cobra.Command {
 		Short: "Fire a job's schedule now, as its overlap policy allows",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			res, err := c.FireSchedule(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			printSubmitted(cmd.OutOrStdout(), res)
-			if !wait {
-				return nil
-			}
-			return waitRun(cmd, c, res)
+			return startRun(cmd, &f, wait, func(ctx context.Context, c *client.Client) (api.SubmitResponse, error) {
+				return c.FireSchedule(ctx, args[0])
+			})
 		},
 	}
 	f.register(cmd, false)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -181,19 +182,9 @@ otherwise).`,
 				}
 				inputs[name] = value
 			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
-			res, err := c.LaunchTemplate(cmd.Context(), key.String(), inputs)
-			if err != nil {
-				return err
-			}
-			printSubmitted(cmd.OutOrStdout(), res)
-			if !wait {
-				return nil
-			}
-			return waitRun(cmd, c, res)
+			return startRun(cmd, &f, wait, func(ctx context.Context, c *client.Client) (api.SubmitResponse, error) {
+				return c.LaunchTemplate(ctx, key.String(), inputs)
+			})
 		},
 	}
 	f.register(cmd, false)
