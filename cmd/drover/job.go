@@ -230,7 +230,13 @@ func newJobStatusCmd() *cobra.Command {
 			if j.Run > 0 {
 				fmt.Fprintf(out, "; run %d: %s (%s)", j.Run, j.RunState, countsText(j))
 			}
-			fmt.Fprint(out, "\n\n")
+			fmt.Fprintln(out)
+			if s, err := c.GetSchedule(cmd.Context(), args[0]); err == nil {
+				fmt.Fprintf(out, "schedule: %s\n", scheduleText(s))
+			} else if !client.IsNotFound(err) {
+				return err
+			}
+			fmt.Fprintln(out)
 			tasks := j.Tasks
 			sort.SliceStable(tasks, func(a, b int) bool {
 				if tasks[a].Instance != tasks[b].Instance {

@@ -309,6 +309,16 @@ func (c *Client) ListSchedules(ctx context.Context) ([]api.Schedule, error) {
 	return out, c.getJSON(ctx, "/v1/schedules", &out)
 }
 
+// GetSchedule returns a job's schedule; IsNotFound when it has none.
+func (c *Client) GetSchedule(ctx context.Context, key string) (api.Schedule, error) {
+	p, err := jobPath(key)
+	if err != nil {
+		return api.Schedule{}, err
+	}
+	var out api.Schedule
+	return out, c.getJSON(ctx, p+"/schedule", &out)
+}
+
 // FireSchedule fires a job's schedule now, as its overlap policy allows.
 func (c *Client) FireSchedule(ctx context.Context, key string) (api.SubmitResponse, error) {
 	p, err := jobPath(key)
