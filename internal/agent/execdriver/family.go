@@ -2,13 +2,13 @@ package execdriver
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/drover-dev/drover/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,19 +60,19 @@ func (f *family) grow() error {
 	if err != nil {
 		return err
 	}
-	children := map[int][]procStat{}
+	children := map[int][]procfs.Stat{}
 	var queue []int
 	for _, p := range procs {
-		children[p.ppid] = append(children[p.ppid], p)
-		m, known := f.members[p.pid]
+		children[p.PPID] = append(children[p.PPID], p)
+		m, known := f.members[p.PID]
 		switch {
-		case p.pid == f.root, p.pgid == f.root:
-			queue = append(queue, p.pid)
+		case p.PID == f.root, p.PGID == f.root:
+			queue = append(queue, p.PID)
 			f.adopt(p)
-		case known && m.startTime == p.startTime:
+		case known && m.startTime == p.StartTime:
 			// A member's pid only stands for it while its start time
 			// matches; otherwise the pid is a stranger's now.
-			queue = append(queue, p.pid)
+			queue = append(queue, p.PID)
 		}
 	}
 	seen := map[int]bool{}
@@ -85,7 +85,7 @@ func (f *family) grow() error {
 		seen[pid] = true
 		for _, c := range children[pid] {
 			f.adopt(c)
-			queue = append(queue, c.pid)
+			queue = append(queue, c.PID)
 		}
 	}
 	return nil
@@ -115,13 +115,13 @@ func (f *family) adoptPipeWriters(inodes ...uint64) error {
 		if !holdsWriteEnd(pid, want) {
 			continue
 		}
-		p, err := readProcStat(pid)
+		p, err := procfs.ReadStat(pid)
 		// Our own children are never the task's leftovers (those were
 		// reparented away from us when the task's main process ended),
 		// but one that is between fork and exec holds a copy of every
 		// descriptor we have open, this pipe included, for an instant:
 		// another task being started. It must not be killed for it.
-		if err == nil && p.ppid != self {
+		if err == nil && p.PPID != self {
 			f.adopt(p)
 		}
 	}
@@ -177,87 +177,48 @@ func (f *family) close() {
 }
 
 // adopt makes p a member, unless it is one already or is gone.
-func (f *family) adopt(p procStat) {
-	if m, ok := f.members[p.pid]; ok && m.startTime == p.startTime {
+func (f *family) adopt(p procfs.Stat) {
+	if m, ok := f.members[p.PID]; ok && m.startTime == p.StartTime {
 		return
 	}
-	fd, err := unix.PidfdOpen(p.pid, 0)
+	fd, err := unix.PidfdOpen(p.PID, 0)
 	if err != nil {
 		return // gone already
 	}
 	// The pid may have changed hands between reading its stat and
 	// opening the pidfd; the start time read again after says whether
 	// the pidfd holds the process we meant.
-	again, err := readProcStat(p.pid)
-	if err != nil || again.startTime != p.startTime {
+	again, err := procfs.ReadStat(p.PID)
+	if err != nil || again.StartTime != p.StartTime {
 		_ = unix.Close(fd)
 		return
 	}
-	if old, ok := f.members[p.pid]; ok {
+	if old, ok := f.members[p.PID]; ok {
 		_ = unix.Close(old.pidfd) // a dead member whose pid was reused
 	}
-	f.members[p.pid] = member{pidfd: fd, startTime: p.startTime}
-}
-
-// procStat is what the family needs from /proc/PID/stat.
-type procStat struct {
-	pid       int
-	ppid      int
-	pgid      int
-	startTime uint64
+	f.members[p.PID] = member{pidfd: fd, startTime: p.StartTime}
 }
 
 // readProcs reads the stat of every process. Processes that end during the
 // walk are skipped.
-func readProcs() ([]procStat, error) {
+func readProcs() ([]procfs.Stat, error) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
 	}
-	procs := make([]procStat, 0, len(entries))
+	procs := make([]procfs.Stat, 0, len(entries))
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		p, err := readProcStat(pid)
+		p, err := procfs.ReadStat(pid)
 		if err != nil {
 			continue
 		}
 		procs = append(procs, p)
 	}
 	return procs, nil
-}
-
-// readProcStat reads /proc/PID/stat.
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseProcStat(pid, b)
-}
-
-// parseProcStat parses the contents of /proc/PID/stat. The command name
-// (field 2) is in parentheses and may itself hold spaces and parentheses,
-// so the fields are counted from the last ')'.
-func parseProcStat(pid int, b []byte) (procStat, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat: no command name", pid)
-	}
-	// fields[0] is field 3 (state), so field n is fields[n-3].
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 22-3+1 {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(fields))
-	}
-	ppid, err1 := strconv.Atoi(fields[4-3])
-	pgid, err2 := strconv.Atoi(fields[5-3])
-	start, err3 := strconv.ParseUint(fields[22-3], 10, 64)
-	if err := errors.Join(err1, err2, err3); err != nil {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
-	}
-	return procStat{pid: pid, ppid: ppid, pgid: pgid, startTime: start}, nil
 }
 
 // holdsWriteEnd reports whether process pid has an open file descriptor,

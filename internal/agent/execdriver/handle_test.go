@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
+	"github.com/drover-dev/drover/internal/procfs"
 	"github.com/drover-dev/drover/internal/tasklog"
 )
 
@@ -143,9 +144,9 @@ func waitGone(t *testing.T, pid int) {
 // procGroup returns the process group of pid.
 func procGroup(t *testing.T, pid int) int {
 	t.Helper()
-	p, err := readProcStat(pid)
+	p, err := procfs.ReadStat(pid)
 	require.NoError(t, err)
-	return p.pgid
+	return p.PGID
 }
 
 func TestExit(t *testing.T) {

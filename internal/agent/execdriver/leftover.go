@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/drover-dev/drover/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,11 +18,11 @@ const pidFile = "pid"
 
 // writePidFile records the task's main process in its sandbox.
 func writePidFile(dir string, pid int) error {
-	st, err := readProcStat(pid)
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, pidFile), fmt.Appendf(nil, "%d %d\n", pid, st.startTime), 0o600)
+	return os.WriteFile(filepath.Join(dir, pidFile), fmt.Appendf(nil, "%d %d\n", pid, st.StartTime), 0o600)
 }
 
 // removePidFile marks the task as ended.
@@ -65,9 +66,9 @@ func ReapLeftovers(dir string) (map[string]Leftover, error) {
 			pid, err1 := strconv.Atoi(fields[0])
 			start, err2 := strconv.ParseUint(fields[1], 10, 64)
 			if err1 == nil && err2 == nil && pid > 1 {
-				st, err := readProcStat(pid)
+				st, err := procfs.ReadStat(pid)
 				switch {
-				case err == nil && st.startTime == start:
+				case err == nil && st.StartTime == start:
 					lo.Alive = true
 					f := newFamily(pid)
 					_ = f.grow()

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/drover-dev/drover/internal/procfs"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -67,9 +68,9 @@ func TestPidFileLivesWithTheTask(t *testing.T) {
 
 	pid, startTime := readPidFile(t, dir)
 	require.Equal(t, h.Pid(), pid)
-	st, err := readProcStat(pid)
+	st, err := procfs.ReadStat(pid)
 	require.NoError(t, err)
-	require.Equal(t, st.startTime, startTime)
+	require.Equal(t, st.StartTime, startTime)
 
 	h.Kill()
 	waitDone(t, h)
@@ -124,9 +125,9 @@ func TestReapLeftoversKillsTree(t *testing.T) {
 		pids = append(pids, pid)
 	}
 	root := pids[0]
-	st, err := readProcStat(root)
+	st, err := procfs.ReadStat(root)
 	require.NoError(t, err)
-	require.NotEqual(t, os.Getpid(), st.ppid, "the task is not our child")
+	require.NotEqual(t, os.Getpid(), st.PPID, "the task is not our child")
 	require.NotEqual(t, root, procGroup(t, pids[2]), "the setsid grandchild left the task's group")
 	require.NoError(t, writePidFile(dir, root))
 
@@ -150,54 +151,56 @@ func TestReapLeftoversSparesStrangers(t *testing.T) {
 	t.Parallel()
 	ended := exec.Command("true")
 	require.NoError(t, ended.Start())
-	endedStat, err := readProcStat(ended.Process.Pid) // a zombie still has one
+	endedStat, err := procfs.ReadStat(ended.Process.Pid) // a zombie still has one
 	require.NoError(t, err)
 	require.NoError(t, ended.Wait())
-	initStat, err := readProcStat(1)
+	initStat, err := procfs.ReadStat(1)
 	require.NoError(t, err)
 
 	tests := []struct {
 		name string
 		// pidFile returns the pid file's content for a live stranger,
 		// or false for no pid file at all.
-		pidFile func(stranger procStat) (string, bool)
+		pidFile func(stranger procfs.Stat) (string, bool)
 		want    *Leftover // nil: the sandbox is not a leftover
 	}{
 		{
 			name:    "pid reused by a stranger",
-			pidFile: func(s procStat) (string, bool) { return fmt.Sprintf("%d %d\n", s.pid, s.startTime+1), true },
+			pidFile: func(s procfs.Stat) (string, bool) { return fmt.Sprintf("%d %d\n", s.PID, s.StartTime+1), true },
 			want:    &Leftover{},
 		},
 		{
-			name:    "process ended",
-			pidFile: func(procStat) (string, bool) { return fmt.Sprintf("%d %d\n", endedStat.pid, endedStat.startTime), true },
-			want:    &Leftover{},
+			name: "process ended",
+			pidFile: func(procfs.Stat) (string, bool) {
+				return fmt.Sprintf("%d %d\n", endedStat.PID, endedStat.StartTime), true
+			},
+			want: &Leftover{},
 		},
 		{
 			name:    "init",
-			pidFile: func(procStat) (string, bool) { return fmt.Sprintf("1 %d\n", initStat.startTime), true },
+			pidFile: func(procfs.Stat) (string, bool) { return fmt.Sprintf("1 %d\n", initStat.StartTime), true },
 			want:    &Leftover{},
 		},
 		{
 			name:    "garbage",
-			pidFile: func(s procStat) (string, bool) { return fmt.Sprintf("%d\n", s.pid), true },
+			pidFile: func(s procfs.Stat) (string, bool) { return fmt.Sprintf("%d\n", s.PID), true },
 			want:    &Leftover{},
 		},
 		{
 			name:    "negative pid",
-			pidFile: func(s procStat) (string, bool) { return fmt.Sprintf("-%d %d\n", s.pid, s.startTime), true },
+			pidFile: func(s procfs.Stat) (string, bool) { return fmt.Sprintf("-%d %d\n", s.PID, s.StartTime), true },
 			want:    &Leftover{},
 		},
 		{
 			name:    "no pid file",
-			pidFile: func(procStat) (string, bool) { return "", false },
+			pidFile: func(procfs.Stat) (string, bool) { return "", false },
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			stranger := startSleep(t)
-			st, err := readProcStat(stranger.Process.Pid)
+			st, err := procfs.ReadStat(stranger.Process.Pid)
 			require.NoError(t, err)
 			parent := t.TempDir()
 			dir := filepath.Join(parent, "task-a")
@@ -206,7 +209,7 @@ func TestReapLeftoversSparesStrangers(t *testing.T) {
 				require.NoError(t, os.WriteFile(filepath.Join(dir, pidFile), []byte(content), 0o600))
 			}
 			// A file beside the sandboxes is not one.
-			require.NoError(t, os.WriteFile(filepath.Join(parent, pidFile), fmt.Appendf(nil, "%d %d\n", st.pid, st.startTime), 0o600))
+			require.NoError(t, os.WriteFile(filepath.Join(parent, pidFile), fmt.Appendf(nil, "%d %d\n", st.PID, st.StartTime), 0o600))
 
 			found, err := ReapLeftovers(parent)
 
@@ -244,9 +247,9 @@ func TestReapLeftoversKillsOrphanedGroup(t *testing.T) {
 	cmd := exec.Command("sh", "-c", `sleep 1000 & echo $! > "$0"`, childFile)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
-	st, err := readProcStat(cmd.Process.Pid)
+	st, err := procfs.ReadStat(cmd.Process.Pid)
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, pidFile), fmt.Appendf(nil, "%d %d\n", cmd.Process.Pid, st.startTime), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, pidFile), fmt.Appendf(nil, "%d %d\n", cmd.Process.Pid, st.StartTime), 0o600))
 	require.NoError(t, cmd.Wait()) // the main process is gone and reaped
 	b, err := os.ReadFile(childFile)
 	require.NoError(t, err)

@@ -46,6 +46,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/agent/execdriver"
+	"github.com/drover-dev/drover/internal/procfs"
 	"github.com/drover-dev/drover/internal/provider"
 )
 
@@ -294,8 +295,8 @@ func (p *Provider) start(id string, req provider.LaunchRequest) (provider.Machin
 	}
 	// Read the start time before the reaper may Wait: until then the
 	// pid names the agent even if it has exited already (a zombie).
-	st, err := readProcStat(cmd.Process.Pid)
-	c := &child{ref: procRef{Pid: cmd.Process.Pid, StartTime: st.startTime, BootID: p.boot}, done: make(chan struct{})}
+	st, err := procfs.ReadStat(cmd.Process.Pid)
+	c := &child{ref: procRef{Pid: cmd.Process.Pid, StartTime: st.StartTime, BootID: p.boot}, done: make(chan struct{})}
 	go p.reap(id, c, cmd)
 	if err == nil {
 		err = writeJSONAtomic(filepath.Join(dir, pidFile), c.ref)
@@ -544,8 +545,8 @@ func (p *Provider) isAlive(ref procRef) bool {
 	if ref.BootID != p.boot {
 		return false
 	}
-	st, err := readProcStat(ref.Pid)
-	return err == nil && st.startTime == ref.StartTime && st.isLive()
+	st, err := procfs.ReadStat(ref.Pid)
+	return err == nil && st.StartTime == ref.StartTime && st.Live()
 }
 
 // acquire waits until no other Launch or Terminate works on machine id,

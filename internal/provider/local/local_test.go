@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/drover-dev/drover/internal/client"
+	"github.com/drover-dev/drover/internal/procfs"
 	"github.com/drover-dev/drover/internal/provider"
 	"github.com/drover-dev/drover/internal/secret"
 )
@@ -97,9 +98,9 @@ func TestLifecycle(t *testing.T) {
 
 	requireNoCmdlineHolds(t, srv.agentToken)
 	refA := agentOf(t, p, "a")
-	st, err := readProcStat(refA.Pid)
+	st, err := procfs.ReadStat(refA.Pid)
 	require.NoError(t, err)
-	require.Equal(t, refA.Pid, st.session, "the agent leads a session of its own, apart from the server's")
+	require.Equal(t, refA.Pid, st.Session, "the agent leads a session of its own, apart from the server's")
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", refA.Pid))
 	require.NoError(t, err)
 	require.Contains(t, string(cmdline), "\x00--token-file\x00"+filepath.Join(cfg.Dir, "a", tokenFile)+"\x00")
@@ -304,18 +305,6 @@ func TestTerminateUnknown(t *testing.T) {
 	require.ErrorContains(t, p.Terminate(t.Context(), "../x"), `node "../x"`)
 }
 
-func TestParseProcStat(t *testing.T) {
-	t.Parallel()
-	line := "4242 (a) (b c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615\n"
-	st, err := parseProcStat(4242, []byte(line))
-	require.NoError(t, err)
-	require.Equal(t, procStat{state: 'S', session: 4242, startTime: 987654}, st)
-	_, err = parseProcStat(1, []byte("1 (x) S 1 2"))
-	require.ErrorContains(t, err, "fields")
-	_, err = parseProcStat(1, []byte("no name"))
-	require.ErrorContains(t, err, "no command name")
-}
-
 // devServer is a running `drover dev` with no local agents of its own.
 type devServer struct {
 	url        string
@@ -436,7 +425,7 @@ func newProvider(t *testing.T, cfg Config) *Provider {
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 			if bytes.Contains(cmdline, []byte(p.cfg.Dir)) || bytes.Contains(env, []byte(markerEnv+"="+p.cfg.Dir)) {
-				if st, err := readProcStat(pid); err == nil && st.isLive() {
+				if st, err := procfs.ReadStat(pid); err == nil && st.Live() {
 					left = append(left, strings.ReplaceAll(string(cmdline), "\x00", " "))
 					_ = unix.Kill(pid, unix.SIGKILL)
 				}
@@ -493,7 +482,7 @@ func sessionMembers(sid int) []int {
 	pids, _ := allPids()
 	var out []int
 	for _, pid := range pids {
-		if st, err := readProcStat(pid); err == nil && st.session == sid && st.isLive() {
+		if st, err := procfs.ReadStat(pid); err == nil && st.Session == sid && st.Live() {
 			out = append(out, pid)
 		}
 	}

@@ -2,7 +2,6 @@ package local
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,52 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/drover-dev/drover/internal/procfs"
 	"golang.org/x/sys/unix"
 )
-
-// procStat is what the provider reads of /proc/PID/stat.
-type procStat struct {
-	state     byte   // field 3: R, S, D, Z (zombie), X (dead), ...
-	session   int    // field 6
-	startTime uint64 // field 22: clock ticks after boot
-}
-
-// isLive reports whether the process still runs: a zombie has exited and
-// only waits for its parent to reap it.
-func (s procStat) isLive() bool { return s.state != 'Z' && s.state != 'X' }
-
-// readProcStat reads /proc/PID/stat.
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseProcStat(pid, b)
-}
-
-// parseProcStat parses the contents of /proc/PID/stat. The command name
-// (field 2) is in parentheses and may itself hold spaces and parentheses,
-// so the fields are counted from the last ')'.
-func parseProcStat(pid int, b []byte) (procStat, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat: no command name", pid)
-	}
-	// fields[0] is field 3 (state), so field n is fields[n-3].
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 22-3+1 {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat: %d fields, want at least 20 after the name", pid, len(fields))
-	}
-	if len(fields[0]) != 1 {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat: state %q", pid, fields[0])
-	}
-	sid, err1 := strconv.Atoi(fields[6-3])
-	start, err2 := strconv.ParseUint(fields[22-3], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return procStat{}, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
-	}
-	return procStat{state: fields[0][0], session: sid, startTime: start}, nil
-}
 
 // bootID identifies the current boot of this machine. A pid and start
 // time recorded before a reboot say nothing about the processes after it.
@@ -97,8 +53,8 @@ func markedLeaders() (map[string]procRef, error) {
 	prefix := []byte(markerEnv + "=")
 	found := map[string]procRef{}
 	for _, pid := range pids {
-		st, err := readProcStat(pid)
-		if err != nil || st.session != pid || !st.isLive() {
+		st, err := procfs.ReadStat(pid)
+		if err != nil || st.Session != pid || !st.Live() {
 			continue
 		}
 		env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
@@ -107,7 +63,7 @@ func markedLeaders() (map[string]procRef, error) {
 		}
 		for kv := range bytes.SplitSeq(env, []byte{0}) {
 			if v, ok := bytes.CutPrefix(kv, prefix); ok {
-				found[string(v)] = procRef{Pid: pid, StartTime: st.startTime}
+				found[string(v)] = procRef{Pid: pid, StartTime: st.StartTime}
 				break
 			}
 		}
@@ -129,8 +85,8 @@ func killSession(sid int, deadline time.Time) bool {
 		}
 		left := 0
 		for _, pid := range pids {
-			st, err := readProcStat(pid)
-			if err != nil || st.session != sid || !st.isLive() {
+			st, err := procfs.ReadStat(pid)
+			if err != nil || st.Session != sid || !st.Live() {
 				continue
 			}
 			left++
