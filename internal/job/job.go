@@ -274,6 +274,18 @@ func Fieldf(field, format string, args ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
+// Unjoin returns the errors err joins (errors.Join), or err alone, or none
+// for nil: the problems Validate and the file parsers report one by one.
+func Unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
 // Validate reports every problem with s at once, each a [FieldError].
 func (s *Spec) Validate() error {
 	var errs []error

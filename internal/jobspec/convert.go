@@ -161,7 +161,7 @@ func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
 	for _, e := range errs {
 		reported[e.Field] = true
 	}
-	for _, err := range unjoin(s.Validate()) {
+	for _, err := range job.Unjoin(s.Validate()) {
 		var fe *job.FieldError
 		if !errors.As(err, &fe) {
 			fe = &job.FieldError{Msg: err.Error()}
@@ -175,17 +175,6 @@ func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
 		return cmp.Or(strings.Compare(a.Field, b.Field), strings.Compare(a.Msg, b.Msg))
 	})
 	return s, errs
-}
-
-// unjoin returns the errors err joins, or err alone.
-func unjoin(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // Format converts s back into a job document, for display and for editing:

@@ -40,7 +40,7 @@ func FuzzParse(f *testing.F) {
 		specs, err := Parse(data)
 		if err != nil {
 			require.Nil(t, specs)
-			for _, e := range unjoin(err) {
+			for _, e := range job.Unjoin(err) {
 				var fe *job.FieldError
 				if errors.As(e, &fe) {
 					require.NotEmpty(t, fe.Field, "%v", fe)

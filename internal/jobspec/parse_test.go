@@ -41,7 +41,7 @@ func fieldErrors(t *testing.T, err error) []*job.FieldError {
 	t.Helper()
 	require.Error(t, err)
 	var out []*job.FieldError
-	for _, e := range unjoin(err) {
+	for _, e := range job.Unjoin(err) {
 		var fe *job.FieldError
 		require.True(t, errors.As(e, &fe), "not a *job.FieldError: %v", e)
 		out = append(out, fe)

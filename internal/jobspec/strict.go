@@ -72,7 +72,7 @@ func DecodeStrict(data []byte, what string, v any, convert func() []*job.FieldEr
 		return nil
 	}
 	// The checker names the document itself "job file".
-	errs := unjoin(err)
+	errs := job.Unjoin(err)
 	for _, e := range errs {
 		var fe *job.FieldError
 		if errors.As(e, &fe) && fe.Field == "job file" {

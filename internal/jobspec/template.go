@@ -82,7 +82,7 @@ func toTemplate(c *checker, doc api.TemplateFile) template.Spec {
 		}
 		out.Inputs = append(out.Inputs, ti)
 	}
-	for _, e := range unjoin(out.Validate()) {
+	for _, e := range job.Unjoin(out.Validate()) {
 		var fe *job.FieldError
 		if errors.As(e, &fe) {
 			c.add(fe.Field, fe.Msg)

@@ -123,7 +123,7 @@ func FuzzParseTemplate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParseTemplate(data)
 		if err != nil {
-			for _, e := range unjoin(err) {
+			for _, e := range job.Unjoin(err) {
 				var fe *job.FieldError
 				if errors.As(e, &fe) {
 					require.NotEmpty(t, fe.Field, "%v", fe)

@@ -279,7 +279,7 @@ func (p *Pool) Validate() error {
 // err ("schedule.cron" → "policy.schedule.cron").
 func fieldPrefix(prefix string, err error) error {
 	var out []error
-	for _, e := range unjoin(err) {
+	for _, e := range job.Unjoin(err) {
 		var fe *cron.FieldError
 		if errors.As(e, &fe) {
 			out = append(out, job.Fieldf(prefix+fe.Field, "%q: %s", fe.Value, fe.Msg))
@@ -288,13 +288,6 @@ func fieldPrefix(prefix string, err error) error {
 		out = append(out, e)
 	}
 	return errors.Join(out...)
-}
-
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // parseCron parses a schedule policy's cron expression.

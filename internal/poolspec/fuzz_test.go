@@ -43,7 +43,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := poolspec.Parse(data)
 		if err != nil {
-			for _, e := range unjoin(err) {
+			for _, e := range job.Unjoin(err) {
 				var fe *job.FieldError
 				if errors.As(e, &fe) {
 					require.NotEmpty(t, fe.Field, "%v", fe)
@@ -64,11 +64,4 @@ func FuzzParse(f *testing.F) {
 			require.Empty(t, cmp.Diff(p, got), "%s", doc)
 		}
 	})
-}
-
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }

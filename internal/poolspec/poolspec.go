@@ -171,7 +171,7 @@ func toPool(in api.PoolSpec) (pool.Pool, []*job.FieldError) {
 	for _, e := range errs {
 		reported[e.Field] = true
 	}
-	for _, err := range unjoin(p.Validate()) {
+	for _, err := range job.Unjoin(p.Validate()) {
 		var fe *job.FieldError
 		if !errors.As(err, &fe) {
 			fe = &job.FieldError{Msg: err.Error()}
@@ -212,17 +212,6 @@ func invalidUTF8(path string, v any) []string {
 		}
 	}
 	return out
-}
-
-// unjoin returns the errors err joins, or err alone.
-func unjoin(err error) []error {
-	if err == nil {
-		return nil
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // Format converts p back into a pool file, for display and for editing:
