@@ -156,12 +156,24 @@ func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
 	}
 
 	// Validate knows nothing of the text a value came from: a size that did
-	// not parse is 0 to it. Keep only what it says about other fields.
+	// not parse is 0 to it.
+	return s, WithRules(errs, s.Validate())
+}
+
+// WithRules adds to errs, the problems found converting a file, what a
+// domain type's Validate said (rules) about the fields errs does not name
+// already, nor the fields in skip: a value that did not parse reaches
+// Validate as 0, and its own error says enough. The result is in one order
+// every time (Validate may range over maps).
+func WithRules(errs []*job.FieldError, rules error, skip ...string) []*job.FieldError {
 	reported := map[string]bool{}
+	for _, f := range skip {
+		reported[f] = true
+	}
 	for _, e := range errs {
 		reported[e.Field] = true
 	}
-	for _, err := range job.Unjoin(s.Validate()) {
+	for _, err := range job.Unjoin(rules) {
 		var fe *job.FieldError
 		if !errors.As(err, &fe) {
 			fe = &job.FieldError{Msg: err.Error()}
@@ -170,11 +182,10 @@ func toSpec(in api.JobSpec) (job.Spec, []*job.FieldError) {
 			errs = append(errs, fe)
 		}
 	}
-	// Validate ranges over the env map; give the same order every time.
 	slices.SortStableFunc(errs, func(a, b *job.FieldError) int {
 		return cmp.Or(strings.Compare(a.Field, b.Field), strings.Compare(a.Msg, b.Msg))
 	})
-	return s, errs
+	return errs
 }
 
 // Format converts s back into a job document, for display and for editing:

@@ -13,12 +13,9 @@
 package poolspec
 
 import (
-	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -165,27 +162,9 @@ func toPool(in api.PoolSpec) (pool.Pool, []*job.FieldError) {
 
 	// Validate knows nothing of the text a value came from: a duration that
 	// did not parse is 0 to it, and a required field left out is 0 too.
-	// Keep only what it says about other fields. Desired is not written in
-	// the file; it is policy.fixed.size or min, whose own errors say it.
-	reported := map[string]bool{"desired": true}
-	for _, e := range errs {
-		reported[e.Field] = true
-	}
-	for _, err := range job.Unjoin(p.Validate()) {
-		var fe *job.FieldError
-		if !errors.As(err, &fe) {
-			fe = &job.FieldError{Msg: err.Error()}
-		}
-		if !reported[fe.Field] {
-			errs = append(errs, fe)
-		}
-	}
-	// Validate ranges over the capabilities map; give the same order
-	// every time.
-	slices.SortStableFunc(errs, func(a, b *job.FieldError) int {
-		return cmp.Or(strings.Compare(a.Field, b.Field), strings.Compare(a.Msg, b.Msg))
-	})
-	return p, errs
+	// Desired is not written in the file; it is policy.fixed.size or min,
+	// whose own errors say it.
+	return p, jobspec.WithRules(errs, p.Validate(), "desired")
 }
 
 // invalidUTF8 returns the paths of the strings in v, a value decoded from
