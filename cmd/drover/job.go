@@ -25,7 +25,7 @@ import (
 const exitJobFailed = 3
 
 func newJobCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "job", Short: "Run, list, inspect and kill jobs"}
+	cmd := &cobra.Command{Use: "job", Short: "Run, list, inspect, kill and rerun jobs; their runs and history"}
 	cmd.AddCommand(newJobRunCmd(), newJobListCmd(), newJobStatusCmd(), newJobKillCmd(), newJobInspectCmd(), newJobDiffCmd(),
 		newJobHistoryCmd(), newJobRerunCmd())
 	return cmd

@@ -15,7 +15,7 @@ import (
 )
 
 func newNodeCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "node", Short: "Inspect nodes"}
+	cmd := &cobra.Command{Use: "node", Short: "List, drain, reach and run commands on nodes; ship packages to them"}
 	cmd.AddCommand(newNodeListCmd(), newNodeDrainCmd(true), newNodeDrainCmd(false), newNodeExecCmd(), newNodeSSHCmd(), newNodeSyncCmd())
 	return cmd
 }
